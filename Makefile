@@ -1,0 +1,95 @@
+# llmos — the only place guests are built.
+#
+#   make run     build everything, run the demo artifacts
+#   make test    build everything, run the test suite
+#   make bench   build everything, print the benchmark table
+#
+# Every prerequisite is installed here, idempotently: Debian packages (clang,
+# llvm-ar, wasi-libc), rustup targets, and a Python venv with componentize-py.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ROOT        := $(abspath .)
+# A persistent target dir outside the clone is only a speed-up: delete it and
+# everything rebuilds from scratch.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/llmos/cargo-target
+COMPONENTS  := $(ROOT)/target/components
+VENV        := $(ROOT)/target/guest-venv
+STAMPS      := $(ROOT)/target/stamps
+LLMOS       := $(CARGO_TARGET_DIR)/release/llmos
+
+APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc
+COMPONENTIZE_PY     := componentize-py==0.25.1
+SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+WIT_FILES     := $(wildcard wit/*.wit)
+QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null)
+PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel/python -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
+
+.PHONY: build guests prereqs test run bench clean fmt
+
+# ---------------------------------------------------------------- prerequisites
+prereqs: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv
+
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing $(APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+$(STAMPS)/rustup:
+	@mkdir -p $(STAMPS)
+	rustup target add wasm32-wasip2
+	@touch $@
+
+$(STAMPS)/venv:
+	@mkdir -p $(STAMPS)
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(COMPONENTIZE_PY)
+	@touch $@
+
+# ----------------------------------------------------------------------- guests
+guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm
+
+# QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
+$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup
+	@mkdir -p $(COMPONENTS)
+	cd guests/quickjs && \
+	  RQUICKJS_SYS_NO_WASI_SDK=1 \
+	  CC_wasm32_wasip2=clang-16 AR_wasm32_wasip2=llvm-ar-16 \
+	  CFLAGS_wasm32_wasip2="-isystem /usr/include/wasm32-wasi" \
+	  cargo build --release --locked --target wasm32-wasip2
+	cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/llmos_guest_quickjs.wasm $@.tmp && mv $@.tmp $@
+
+# CPython via componentize-py; only modules imported at build time exist at run time.
+$(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv
+	@mkdir -p $(COMPONENTS)
+	cd guests/python && env -u VIRTUAL_ENV -i PATH="$$PATH" HOME=/nonexistent \
+	  $(VENV)/bin/componentize-py -d $(ROOT)/wit -w language componentize \
+	  -p . -p $(ROOT)/volumes/system/kernel/python guest -o $@.tmp && mv $@.tmp $@
+
+# ------------------------------------------------------------------------- host
+build: guests
+	cargo build --release --locked -p llmos
+
+run: build
+	@for f in tests/fixtures/demo/*; do \
+	  echo; echo "\$$ llmos run $$f"; \
+	  $(LLMOS) run $$f; echo "(exit code $$?)"; \
+	done
+
+test: build
+	cargo test --release --locked --workspace
+
+bench: build
+	cargo bench --locked -p llmos-tests --bench kernel
+
+fmt:
+	cargo fmt --all
+	cd guests/quickjs && cargo fmt
+
+clean:
+	rm -rf target

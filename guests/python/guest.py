@@ -1,0 +1,588 @@
+"""The llmos Python guest: CPython (componentize-py) implementing the
+`llmos:kernel/language` world.
+
+Everything at module level runs ONCE, at build time, inside componentize-py's
+pre-initialisation; the resulting heap is snapshotted into the component.
+There is no filesystem at run time, so a module that is not imported here
+(directly or by something imported here) cannot be imported by an artifact.
+
+`Interpreter.run` is called per artifact. It never raises anything but
+`Err(GuestError)`: every failure, including failures of this module's own
+error reporting, becomes a typed guest error.
+"""
+
+import sys
+import os
+import builtins
+import io
+import types
+
+# ---------------------------------------------------------------------------
+# The curated standard library. Only what is imported here exists at run time.
+# Grouped roughly by what LLM-written code reaches for.
+
+# Data formats and text.
+import json
+import csv
+import base64
+import binascii
+import html
+import html.parser
+import string
+import textwrap
+import difflib
+import re
+import unicodedata
+import pprint
+import reprlib
+import shlex
+import fnmatch
+import tomllib
+import urllib.parse
+import xml.etree.ElementTree
+import struct
+import zlib
+import hashlib
+import hmac
+import codecs
+import encodings.latin_1
+import encodings.utf_8_sig
+import encodings.utf_16
+import encodings.utf_16_le
+import encodings.utf_16_be
+import encodings.utf_32
+import encodings.cp1252
+import encodings.unicode_escape
+import encodings.raw_unicode_escape
+
+# Numbers.
+import math
+import cmath
+import decimal
+import fractions
+import numbers
+import random
+import secrets
+import statistics
+
+# Data structures and functional tools.
+import collections
+import collections.abc
+import itertools
+import functools
+import operator
+import heapq
+import bisect
+import array
+import copy
+import dataclasses
+import enum
+import graphlib
+import weakref
+
+# Language support.
+import abc
+import typing
+import contextlib
+import contextvars
+import warnings
+import traceback
+import linecache
+import inspect
+import ast
+import keyword
+import logging
+import pickle
+import uuid
+import argparse
+import pathlib
+import sqlite3
+import unittest
+
+# Time.
+import time
+import datetime
+import calendar
+
+import llmos  # the kernel API for artifacts (volumes/system/kernel/python)
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.exports.interpreter import (
+    ErrorKind,
+    Frame,
+    GuestError,
+    Info,
+    Success,
+)
+
+# ---------------------------------------------------------------------------
+# Warm up lazily imported modules, so that common calls work at run time.
+# (datetime.strptime imports _strptime on first use, and so on.)
+
+
+def _warm_up():
+    datetime.datetime.strptime("2024-01-02 03:04:05", "%Y-%m-%d %H:%M:%S")
+    time.strptime("2024", "%Y")
+    datetime.date(2024, 1, 2).strftime("%A %d %B %Y")
+    json.loads(json.dumps({"a": [1, 2.5, None, True, "é"]}, indent=2, sort_keys=True))
+    re.compile(r"(?P<x>\d+)\s*[a-z]+|\w", re.IGNORECASE | re.MULTILINE).findall("12 ab c")
+    statistics.median([1, 2, 3])
+    statistics.stdev([1.0, 2.0, 4.0])
+    statistics.fmean([1, 2])
+    decimal.Decimal("1.10") * 3
+    fractions.Fraction(3, 4) + 1
+    textwrap.fill("lorem ipsum " * 20, 30)
+    textwrap.dedent("  a\n  b")
+    difflib.SequenceMatcher(None, "abc", "abd").ratio()
+    difflib.unified_diff(["a"], ["b"])
+    list(difflib.unified_diff(["a\n"], ["b\n"]))
+    difflib.get_close_matches("appel", ["apple", "ape"])
+    hashlib.sha256(b"x").hexdigest()
+    hashlib.md5(b"x").hexdigest()
+    hashlib.sha1(b"x").hexdigest()
+    hashlib.blake2b(b"x").hexdigest()
+    hashlib.sha3_256(b"x").hexdigest()
+    hmac.new(b"k", b"m", "sha256").hexdigest()
+    base64.b64encode(b"x")
+    uuid.uuid4()
+    uuid.UUID("12345678123456781234567812345678")
+    secrets.token_hex(4)
+    random.Random(1).random()
+    csv.writer(io.StringIO()).writerow([1, "a,b"])
+    list(csv.reader(io.StringIO("a,b\n1,2\n")))
+    list(csv.DictReader(io.StringIO("a,b\n1,2\n")))
+    pprint.pformat({"a": list(range(30))})
+    zlib.compress(b"x" * 100)
+    struct.pack("<iH", 1, 2)
+    tomllib.loads('a = 1\n[b]\nc = "d"\n')
+    urllib.parse.urlparse("https://example.com/a?b=c")
+    urllib.parse.quote("a b")
+    urllib.parse.urlencode({"a": "b c"})
+    xml.etree.ElementTree.fromstring("<a><b>x</b></a>").find("b")
+    xml.etree.ElementTree.tostring(xml.etree.ElementTree.Element("a"))
+    html.unescape("&amp;")
+    shlex.split("a 'b c'")
+    pickle.loads(pickle.dumps({"a": [1, (2, 3)]}))
+    copy.deepcopy({"a": [1, {2}]})
+    calendar.month(2024, 1)
+    calendar.monthrange(2024, 2)
+    "{:,.2f} {!r:>10}".format(1234.5, "x")
+    string.Template("$a").substitute(a=1)
+    inspect.signature(_warm_up)
+    typing.get_type_hints(Frame)
+
+    @dataclasses.dataclass(frozen=True, order=True)
+    class _P:
+        x: int = 0
+        y: list = dataclasses.field(default_factory=list)
+
+    dataclasses.asdict(_P(1))
+    dataclasses.replace(_P(1), x=2)
+
+    class _E(enum.Enum):
+        A = enum.auto()
+
+    class _F(enum.IntFlag):
+        A = 1
+        B = 2
+
+    _F.A | _F.B
+    collections.Counter("abca").most_common(1)
+    collections.namedtuple("_NT", "a b")(1, 2)._asdict()
+    functools.reduce(operator.add, [1, 2])
+    functools.lru_cache(maxsize=None)(abs)(1)
+    sorted([3, 1], key=functools.cmp_to_key(lambda a, b: a - b))
+    try:
+        raise ValueError("x")
+    except ValueError:
+        traceback.format_exc()
+    try:
+        {}["k"]
+    except KeyError as e:
+        "".join(traceback.format_exception(e))
+    try:
+        undefined_name  # noqa: F821
+    except NameError as e:
+        traceback.TracebackException.from_exception(e).format()
+    ast.unparse(ast.parse("x = 1"))
+    for encoding in ("latin-1", "utf-8-sig", "utf-16", "utf-32", "cp1252", "unicode_escape"):
+        "é".encode(encoding).decode(encoding)
+    parser = argparse.ArgumentParser(prog="warm-up", description="d")
+    parser.add_argument("--n", type=int, default=1, help="n")
+    parser.add_argument("items", nargs="*")
+    parser.parse_args([])
+    parser.format_help()
+    pathlib.PurePosixPath("/a/b.txt").with_suffix(".csv").name
+    pathlib.Path("a") / "b"
+    db = sqlite3.connect(":memory:")
+    db.execute("create table t (a integer, b text)")
+    db.executemany("insert into t values (?, ?)", [(1, "x"), (2, "y")])
+    db.execute("select sum(a), group_concat(b) from t").fetchall()
+    db.close()
+
+    class _Test(unittest.TestCase):
+        def test_ok(self):
+            self.assertEqual([1, 2], [1, 2])
+
+        def test_fail(self):
+            self.assertEqual({"a": 1}, {"a": 2})
+
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(_Test)
+    unittest.TextTestRunner(stream=io.StringIO(), verbosity=2).run(suite)
+    # Exercise this module's own paths (success, runtime error, syntax
+    # error, exit), so nothing they need is imported lazily at run time.
+    interp = Interpreter()
+    for src in (
+        "x = 1\nx + 1",
+        "def f():\n    return 1 / 0\nf()",
+        "x = (",
+        "raise SystemExit(2)",
+        "print('', end='')",
+    ):
+        try:
+            interp.run(src, "<warm-up>")
+        except Err:
+            pass
+    linecache.clearcache()
+
+
+# ---------------------------------------------------------------------------
+# Standard streams.
+#
+# stdout/stderr must reach the WASI streams the host captures as soon as they
+# are written, so that output produced before a trap (out of fuel, timeout) is
+# never lost and nothing accumulates in Python memory. componentize-py runs
+# CPython unbuffered (a write-through TextIOWrapper straight over FileIO), but
+# FileIO.write may write only part of a large string (the WASI stream takes
+# at most 64 KiB per call) and TextIOWrapper silently drops the rest: a 1 MB
+# print came out as 64 KiB. So each stream becomes a write-through
+# TextIOWrapper over a raw stream whose write() loops until every byte is out.
+# (This costs about the same per print as componentize-py's own setup; a
+# flush-after-every-write BufferedWriter was ~40% slower.)
+
+
+class _WasiStream(io.RawIOBase):
+    def __init__(self, fd, name):
+        io.RawIOBase.__init__(self)
+        self._fd = fd
+        self.name = name
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return False
+
+    def write(self, data, _os_write=os.write, _memoryview=memoryview):
+        view = _memoryview(data).cast("B")
+        total = len(view)
+        done = 0
+        while done < total:
+            n = _os_write(self._fd, view[done:])
+            if not n:
+                raise BlockingIOError(11, "the output stream accepted no data")
+            done += n
+        return total
+
+
+def _setup_streams():
+    for fd, name, errors in ((1, "stdout", "strict"), (2, "stderr", "backslashreplace")):
+        stream = io.TextIOWrapper(
+            _WasiStream(fd, "<%s>" % name),
+            encoding="utf-8",
+            errors=errors,
+            newline="\n",
+            write_through=True,
+        )
+        _original_streams.append(getattr(sys, name))
+        setattr(sys, name, stream)
+        setattr(sys, "__%s__" % name, stream)
+
+
+_original_streams = []  # kept alive so their finalisers never run
+_setup_streams()
+
+# The environment must be empty at run time (componentize-py sets PYTHONHOME,
+# PYTHONPATH, PYTHONUNBUFFERED during the build) and argv neutral.
+os.environ.clear()
+sys.argv = [""]
+
+# ---------------------------------------------------------------------------
+# The interpreter.
+
+_VERSION = "CPython %s (componentize-py 0.25.1)" % sys.version.split()[0]
+
+# Bound now, so an artifact that monkeypatches builtins or stdlib modules
+# cannot break error reporting.
+_BaseException = BaseException
+_Exception = Exception
+_SystemExit = SystemExit
+_SyntaxError = SyntaxError
+_isinstance = isinstance
+_repr = repr
+_str = str
+_int = int
+_len = len
+_type = type
+_exec = exec
+_eval = eval
+_compile = compile
+_ast_parse = ast.parse
+_ast_Expr = ast.Expr
+_ast_Expression = ast.Expression
+_extract_tb = traceback.extract_tb
+_linecache_cache = linecache.cache
+_ModuleType = types.ModuleType
+_seed = random.seed
+_sys_modules = sys.modules
+
+_INTERNAL_ERROR = GuestError(
+    kind=ErrorKind.RUNTIME,
+    class_="InternalError",
+    message="the Python guest failed while reporting an error",
+    line=None,
+    column=None,
+    stack=[],
+    exit_code=None,
+)
+
+
+def _safe_str(obj):
+    try:
+        return _str(obj)
+    except _BaseException:
+        try:
+            return "<unprintable %s object>" % _type(obj).__name__
+        except _BaseException:
+            return "<unprintable object>"
+
+
+def _class_name(exc):
+    try:
+        return _str(_type(exc).__name__)
+    except _BaseException:
+        return "BaseException"
+
+
+def _char_column(lines, lineno, byte_col):
+    """Convert a 0-based UTF-8 byte offset on a line to a 1-based character
+    column (Python code positions count bytes)."""
+    try:
+        text = lines[lineno - 1]
+        if not text.isascii():
+            prefix = text.encode("utf-8")[:byte_col]
+            return _len(prefix.decode("utf-8", "replace")) + 1
+    except _BaseException:
+        pass
+    return byte_col + 1
+
+
+def _u32(value):
+    if _isinstance(value, _int) and 0 <= value <= 0xFFFFFFFF:
+        return value
+    return None
+
+
+def _stack(exc, filename, lines):
+    """The artifact's frames of `exc`'s traceback, outermost first."""
+    frames = []
+    for fs in _extract_tb(exc.__traceback__):
+        if fs.filename != filename:
+            continue
+        lineno = fs.lineno if _isinstance(fs.lineno, _int) and fs.lineno > 0 else 0
+        colno = fs.colno
+        if _isinstance(colno, _int) and colno >= 0:
+            column = _char_column(lines, lineno, colno) if lineno else colno + 1
+        else:
+            column = 1
+        frames.append(
+            Frame(
+                function=_str(fs.name),
+                file=_str(fs.filename),
+                line=_u32(lineno) or 0,
+                column=_u32(column) or 1,
+            )
+        )
+    return _shorten(frames)
+
+
+# Deep recursion would report ~1000 frames. Like CPython's own traceback
+# printer, keep at most _REPEATS consecutive identical frames; then keep the
+# outermost _HEAD and innermost _TAIL frames of what remains.
+_REPEATS = 3
+_HEAD = 10
+_TAIL = 40
+
+
+def _shorten(frames):
+    kept = []
+    run = 0
+    previous = None
+    for frame in frames:
+        key = (frame.function, frame.file, frame.line, frame.column)
+        run = run + 1 if key == previous else 1
+        previous = key
+        if run <= _REPEATS:
+            kept.append(frame)
+    if _len(kept) > _HEAD + _TAIL:
+        kept = kept[:_HEAD] + kept[-_TAIL:]
+    return kept
+
+
+def _exit_code(exc):
+    """The status a native interpreter would exit with for SystemExit."""
+    code = exc.code
+    if code is None:
+        return 0
+    if _isinstance(code, _int):  # includes bool
+        code &= 0xFFFFFFFF  # a C `(int)` cast, as CPython does
+        return code - 0x100000000 if code >= 0x80000000 else code
+    try:
+        sys.stderr.write(_safe_str(code) + "\n")
+    except _BaseException:
+        pass
+    return 1
+
+
+def _runtime_error(exc, filename, lines):
+    is_exit = _isinstance(exc, _SystemExit)
+    stack = _stack(exc, filename, lines)
+    innermost = stack[-1] if stack else None
+    if is_exit:
+        code = exc.code
+        message = "" if code is None else _safe_str(code)
+    else:
+        message = _safe_str(exc)
+    return GuestError(
+        kind=ErrorKind.EXIT if is_exit else ErrorKind.RUNTIME,
+        class_=_class_name(exc),
+        message=message,
+        line=innermost.line if innermost and innermost.line else None,
+        column=innermost.column if innermost and innermost.line else None,
+        stack=stack,
+        exit_code=_exit_code(exc) if is_exit else None,
+    )
+
+
+def _syntax_error(exc):
+    if _isinstance(exc, _SyntaxError):
+        message = exc.msg if _isinstance(exc.msg, _str) else _safe_str(exc)
+        line = _u32(exc.lineno) or None
+        column = _u32(exc.offset) or None if line else None
+    else:
+        # ValueError (e.g. null bytes), RecursionError or MemoryError while
+        # parsing or compiling: still "could not be compiled".
+        message, line, column = _safe_str(exc), None, None
+    return GuestError(
+        kind=ErrorKind.SYNTAX,
+        class_=_class_name(exc),
+        message=message,
+        line=line,
+        column=column,
+        stack=[],
+        exit_code=None,
+    )
+
+
+def _flush_streams():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except _BaseException:
+            pass
+
+
+def _run(source, filename):
+    """Returns Success or GuestError; may raise only if reporting fails."""
+    try:
+        _seed()  # draw randomness from the host; the snapshot's state is shared
+    except _BaseException:
+        pass
+    sys.argv = [filename]
+
+    # Phase 1: parse and compile everything before running anything.
+    try:
+        tree = _ast_parse(source, filename)
+        body = tree.body
+        expr_code = None
+        if body and _isinstance(body[-1], _ast_Expr):
+            last = body.pop()
+            expr_code = _compile(
+                _ast_Expression(body=last.value), filename, "eval", dont_inherit=True
+            )
+        module_code = _compile(tree, filename, "exec", dont_inherit=True)
+    except _BaseException as exc:
+        return _syntax_error(exc)
+    finally:
+        tree = body = None
+
+    # Tracebacks (ours and the artifact's own traceback.print_exc()) read
+    # source lines from linecache; serve them from memory, never the disk.
+    lines = source.splitlines()
+    _linecache_cache[filename] = (
+        _len(source),
+        None,
+        [line + "\n" for line in lines],
+        filename,
+    )
+
+    # Phase 2: run it as __main__ in fresh globals.
+    main = _ModuleType("__main__")
+    env = main.__dict__
+    env["__builtins__"] = builtins
+    env["__file__"] = filename
+    previous_main = _sys_modules.get("__main__")
+    _sys_modules["__main__"] = main
+    try:
+        _exec(module_code, env)
+        if expr_code is None:
+            return Success(value=None)
+        value = _eval(expr_code, env)
+        return Success(value=None if value is None else _repr(value))
+    except _BaseException as exc:
+        try:
+            return _runtime_error(exc, filename, lines)
+        finally:
+            exc = None
+    finally:
+        value = None
+        if previous_main is not None:
+            _sys_modules["__main__"] = previous_main
+
+
+class Interpreter(exports.Interpreter):
+    def describe(self) -> Info:
+        return Info(language="python", version=_VERSION)
+
+    def run(self, source: str, filename: str) -> Success:
+        try:
+            try:
+                result = _run(source, filename)
+            except _BaseException as exc:
+                # Reporting itself failed (e.g. MemoryError while building
+                # the report, or a sabotaged stdlib).
+                result = GuestError(
+                    kind=ErrorKind.RUNTIME,
+                    class_="InternalError",
+                    message="%s while reporting an error: %s"
+                    % (_class_name(exc), _safe_str(exc)),
+                    line=None,
+                    column=None,
+                    stack=[],
+                    exit_code=None,
+                )
+            _flush_streams()
+        except _BaseException:
+            result = _INTERNAL_ERROR
+        if _isinstance(result, Success):
+            return result
+        raise Err(result)
+
+
+_warm_up()
+sys.argv = [""]

@@ -1,0 +1,627 @@
+//! llmos QuickJS guest: QuickJS-ng (through rquickjs) behind the
+//! `llmos:kernel/language` world.
+//!
+//! Every `run` builds a brand-new QuickJS runtime and context, installs the
+//! prelude (`console`, `kernel`), compiles the artifact (so a compile-time
+//! SyntaxError is told apart from a run-time one), runs it, drains the job
+//! queue and reports either the inspected completion value or a typed error.
+//!
+//! The guest must never panic on any input: every JS-facing failure is turned
+//! into a `guest-error`, and strings that can be large are copied out of
+//! QuickJS with fallible allocations.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::io::Write;
+use std::ptr;
+
+use rquickjs::{qjs, Array, Context, Ctx, Error as JsError, Function, Object, Runtime, Value};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "language",
+});
+
+use exports::llmos::kernel::interpreter::{ErrorKind, Frame, Guest, GuestError, Info, Success};
+use llmos::kernel::log as klog;
+
+/// The prelude, evaluated before the artifact under its own file name.
+const PRELUDE: &str = include_str!("prelude.js");
+/// File name of the prelude in QuickJS stack traces (never an artifact's).
+const PRELUDE_FILE: &str = "<llmos:prelude>";
+/// Used when the host passes an empty file name.
+const DEFAULT_FILENAME: &str = "artifact.js";
+/// Memory set aside at the start of a run and released when reporting an
+/// error after the artifact exhausted linear memory.
+const BALLAST_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// Set by `kernel.exit(code)`; the run ends with an `exit` error.
+    static EXIT_CODE: Cell<Option<i32>> = const { Cell::new(None) };
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> Info {
+        Info {
+            language: "javascript".to_string(),
+            version: format!("QuickJS-ng {} (rquickjs 0.14)", quickjs_version()),
+        }
+    }
+
+    fn run(source: String, filename: String) -> Result<Success, GuestError> {
+        run(&source, &filename).map(|value| Success { value })
+    }
+}
+
+export!(Component);
+
+fn quickjs_version() -> String {
+    // SAFETY: JS_GetVersion returns a static NUL-terminated string.
+    unsafe {
+        let p = qjs::JS_GetVersion();
+        if p.is_null() {
+            return "unknown".to_string();
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+fn internal_error(message: impl Into<String>) -> GuestError {
+    GuestError {
+        kind: ErrorKind::Runtime,
+        class: "InternalError".to_string(),
+        message: message.into(),
+        line: None,
+        column: None,
+        stack: Vec::new(),
+        exit_code: None,
+    }
+}
+
+fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
+    EXIT_CODE.with(|c| c.set(None));
+    // Initialise std's stdout/stderr (and their buffers) while memory is plentiful.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+
+    let mut ballast: Vec<u8> = Vec::new();
+    let _ = ballast.try_reserve_exact(BALLAST_BYTES);
+    let mut ballast = Some(ballast);
+
+    let filename = if filename.is_empty() { DEFAULT_FILENAME } else { filename };
+
+    let rt = Runtime::new().map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
+    let context =
+        Context::full(&rt).map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
+    let result = context.with(|ctx| {
+        let mut run = Run { ctx: ctx.clone(), filename, helpers: None, ballast: &mut ballast };
+        run.run(source)
+    });
+    drop(context);
+    drop(rt);
+    result
+}
+
+/// Guest-side helpers returned by the prelude factory.
+struct Helpers<'js> {
+    inspect: Function<'js>,
+    describe: Function<'js>,
+}
+
+struct Run<'a, 'js> {
+    ctx: Ctx<'js>,
+    filename: &'a str,
+    helpers: Option<Helpers<'js>>,
+    ballast: &'a mut Option<Vec<u8>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A global (sloppy) script; the completion value is the result.
+    Script,
+    /// A global script compiled with top-level `await` allowed: evaluation
+    /// returns a promise of `{ value }`.
+    AsyncScript,
+    /// An ES module (`.mjs`): evaluation returns a promise, no value.
+    Module,
+}
+
+impl<'a, 'js> Run<'a, 'js> {
+    fn raw(&self) -> *mut qjs::JSContext {
+        self.ctx.as_raw().as_ptr()
+    }
+
+    fn run(&mut self, source: &str) -> Result<Option<String>, GuestError> {
+        self.install_prelude()?;
+
+        // QuickJS requires a NUL byte after the source text.
+        let mut src: Vec<u8> = Vec::new();
+        src.try_reserve_exact(source.len() + 1)
+            .map_err(|_| internal_error("out of memory copying the source"))?;
+        src.extend_from_slice(source.as_bytes());
+        src.push(0);
+        let fname = c_string(self.filename);
+
+        let module = self.filename.ends_with(".mjs");
+        let (compiled, mode) = if module {
+            match self.compile(&src, source.len(), &fname, qjs::JS_EVAL_TYPE_MODULE) {
+                Ok(f) => (f, Mode::Module),
+                Err(exc) => return Err(self.compile_error(exc)),
+            }
+        } else {
+            match self.compile(&src, source.len(), &fname, qjs::JS_EVAL_TYPE_GLOBAL) {
+                Ok(f) => (f, Mode::Script),
+                Err(exc) => {
+                    // A script using top-level `await` only parses as an async
+                    // script; anything else keeps the original SyntaxError.
+                    if source.contains("await") {
+                        match self.compile(
+                            &src,
+                            source.len(),
+                            &fname,
+                            qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_ASYNC,
+                        ) {
+                            Ok(f) => (f, Mode::AsyncScript),
+                            Err(_) => return Err(self.compile_error(exc)),
+                        }
+                    } else {
+                        return Err(self.compile_error(exc));
+                    }
+                }
+            }
+        };
+        drop(src);
+
+        // SAFETY: JS_EvalFunction takes ownership of the compiled function.
+        let raw = unsafe { qjs::JS_EvalFunction(self.raw(), qjs::JS_DupValue(self.raw(), compiled.as_raw())) };
+        drop(compiled);
+        let value = if unsafe { qjs::JS_IsException(raw) } {
+            let exc = self.ctx.catch();
+            return Err(self.error_from(exc, ErrorKind::Runtime));
+        } else {
+            // SAFETY: `raw` is an owned, non-exception value of this context.
+            unsafe { Value::from_raw(self.ctx.clone(), raw) }
+        };
+
+        self.drain_jobs()?;
+
+        let value = if value.is_promise() || mode != Mode::Script {
+            match self.settle(&value) {
+                Settled::Fulfilled(v) => {
+                    if mode == Mode::Module {
+                        return Ok(None);
+                    }
+                    if mode == Mode::AsyncScript {
+                        match v.as_object().map(|o| o.get::<_, Value>("value")) {
+                            Some(Ok(inner)) => inner,
+                            _ => return Ok(None),
+                        }
+                    } else {
+                        v
+                    }
+                }
+                Settled::Rejected(reason) => return Err(self.error_from(reason, ErrorKind::Runtime)),
+                Settled::Pending => return Ok(None),
+                Settled::NotAPromise => value,
+            }
+        } else {
+            value
+        };
+
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        self.display(value)
+    }
+
+    fn install_prelude(&mut self) -> Result<(), GuestError> {
+        let ctx = self.ctx.clone();
+        let setup = || -> rquickjs::Result<Helpers<'js>> {
+            let mut opts = rquickjs::context::EvalOptions::default();
+            opts.global = true;
+            opts.strict = true;
+            opts.filename = Some(PRELUDE_FILE.to_string());
+            let factory: Function = ctx.eval_with_options(PRELUDE, opts)?;
+            let native = Object::new(ctx.clone())?;
+            native.set("write", Function::new(ctx.clone(), native_write)?)?;
+            native.set("log", Function::new(ctx.clone(), native_log)?)?;
+            native.set("exit", Function::new(ctx.clone(), native_exit)?)?;
+            native.set("promiseState", Function::new(ctx.clone(), native_promise_state)?)?;
+            let helpers: Object = factory.call((native,))?;
+            Ok(Helpers { inspect: helpers.get("inspect")?, describe: helpers.get("describe")? })
+        };
+        match setup() {
+            Ok(h) => {
+                self.helpers = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                let detail = if let JsError::Exception = e {
+                    let exc = self.ctx.catch();
+                    let msg = exc
+                        .as_object()
+                        .and_then(|o| o.get::<_, Value>("message").ok())
+                        .and_then(|m| js_string(&self.ctx, &m))
+                        .unwrap_or_default();
+                    let stack = exc
+                        .as_object()
+                        .and_then(|o| o.get::<_, Value>("stack").ok())
+                        .and_then(|m| js_string(&self.ctx, &m))
+                        .unwrap_or_default();
+                    format!("{msg}\n{stack}")
+                } else {
+                    e.to_string()
+                };
+                Err(internal_error(format!("cannot install the prelude: {detail}")))
+            }
+        }
+    }
+
+    /// Compile without running. `Err` carries the pending exception.
+    fn compile(&self, src: &[u8], len: usize, fname: &CStr, flags: u32) -> Result<Value<'js>, Value<'js>> {
+        // SAFETY: `src` is NUL-terminated at `len`, `fname` is a C string.
+        let raw = unsafe {
+            qjs::JS_Eval(
+                self.raw(),
+                src.as_ptr() as *const _,
+                len as qjs::size_t,
+                fname.as_ptr(),
+                (flags | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+            )
+        };
+        if unsafe { qjs::JS_IsException(raw) } {
+            Err(self.ctx.catch())
+        } else {
+            // SAFETY: owned value of this context.
+            Ok(unsafe { Value::from_raw(self.ctx.clone(), raw) })
+        }
+    }
+
+    fn compile_error(&mut self, exc: Value<'js>) -> GuestError {
+        let mut err = self.error_from(exc, ErrorKind::Syntax);
+        if err.kind == ErrorKind::Syntax && err.class != "SyntaxError" {
+            // e.g. out of memory while compiling
+            err.kind = ErrorKind::Runtime;
+        }
+        err
+    }
+
+    /// Run every pending job. A job only fails on an uncatchable error,
+    /// i.e. `kernel.exit` (or out of memory while scheduling).
+    fn drain_jobs(&mut self) -> Result<(), GuestError> {
+        // SAFETY: plain calls into the runtime that owns this context.
+        let rt = unsafe { qjs::JS_GetRuntime(self.raw()) };
+        loop {
+            let mut pctx: *mut qjs::JSContext = ptr::null_mut();
+            let r = unsafe { qjs::JS_ExecutePendingJob(rt, &mut pctx) };
+            if r == 0 {
+                return Ok(());
+            }
+            if r < 0 {
+                let exc = self.ctx.catch();
+                if exit_code().is_some() {
+                    return Err(self.error_from(exc, ErrorKind::Runtime));
+                }
+            }
+        }
+    }
+
+    fn settle(&self, value: &Value<'js>) -> Settled<'js> {
+        let v = value.as_raw();
+        // SAFETY: JS_PromiseState / JS_PromiseResult on a value of this context.
+        unsafe {
+            if !qjs::JS_IsPromise(v) {
+                return Settled::NotAPromise;
+            }
+            match qjs::JS_PromiseState(self.raw(), v) {
+                qjs::JSPromiseStateEnum_JS_PROMISE_FULFILLED => {
+                    Settled::Fulfilled(Value::from_raw(self.ctx.clone(), qjs::JS_PromiseResult(self.raw(), v)))
+                }
+                qjs::JSPromiseStateEnum_JS_PROMISE_REJECTED => {
+                    Settled::Rejected(Value::from_raw(self.ctx.clone(), qjs::JS_PromiseResult(self.raw(), v)))
+                }
+                _ => Settled::Pending,
+            }
+        }
+    }
+
+    fn display(&mut self, value: Value<'js>) -> Result<Option<String>, GuestError> {
+        let Some(helpers) = &self.helpers else { return Ok(None) };
+        match helpers.inspect.call::<_, Value>((value.clone(),)) {
+            Ok(s) => match js_string(&self.ctx, &s) {
+                Some(s) => Ok(Some(s)),
+                None => Err(internal_error("out of memory displaying the completion value")),
+            },
+            Err(_) => {
+                let exc = self.ctx.catch();
+                if exit_code().is_some() {
+                    return Err(self.error_from(exc, ErrorKind::Runtime));
+                }
+                // Fall back to String(value); a value that cannot even be
+                // converted is reported as such rather than failing the run.
+                match js_string(&self.ctx, &value) {
+                    Some(s) => Ok(Some(s)),
+                    None => {
+                        let _ = self.ctx.catch();
+                        Ok(Some("[value could not be displayed]".to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turn a thrown value into a guest-error (an `exit` error when
+    /// `kernel.exit` was called).
+    fn error_from(&mut self, exc: Value<'js>, kind: ErrorKind) -> GuestError {
+        if let Some(code) = exit_code() {
+            let stack = exc
+                .as_object()
+                .and_then(|o| o.get::<_, Value>("stack").ok())
+                .and_then(|s| js_string(&self.ctx, &s))
+                .unwrap_or_default();
+            let frames = parse_stack(&stack, self.filename);
+            let (line, column) = innermost(&frames);
+            return GuestError {
+                kind: ErrorKind::Exit,
+                class: "Exit".to_string(),
+                message: format!("kernel.exit({code})"),
+                line,
+                column,
+                stack: frames,
+                exit_code: Some(code),
+            };
+        }
+
+        let mut described = self.describe(&exc);
+        if described.is_none() && exit_code().is_none() {
+            // Most likely out of memory: give QuickJS the ballast back and retry.
+            if self.ballast.take().is_some() {
+                described = self.describe(&exc);
+            }
+        }
+        if exit_code().is_some() {
+            // `kernel.exit` called from a getter while describing the error.
+            return self.error_from(exc, kind);
+        }
+        let Some((class, message, stack)) = described else {
+            return fallback_error(&self.ctx, &exc, kind);
+        };
+        let frames = parse_stack(&stack, self.filename);
+        let (mut line, mut column) = innermost(&frames);
+        if kind == ErrorKind::Syntax && line.is_none() {
+            // Compile errors carry their position as `at file:line:col`.
+            if let Some((l, c)) = syntax_position(&stack, self.filename) {
+                line = Some(l);
+                column = Some(c);
+            }
+        }
+        GuestError { kind, class, message, line, column, stack: frames, exit_code: None }
+    }
+
+    /// `[class, message, stack]` from the prelude's `describe`.
+    fn describe(&mut self, exc: &Value<'js>) -> Option<(String, String, String)> {
+        let helpers = self.helpers.as_ref()?;
+        let parts: Array = match helpers.describe.call((exc.clone(),)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = self.ctx.catch();
+                return None;
+            }
+        };
+        let get = |i: usize| -> Option<String> {
+            let v: Value = parts.get(i).ok()?;
+            js_string(&self.ctx, &v)
+        };
+        Some((get(0)?, get(1)?, get(2)?))
+    }
+}
+
+enum Settled<'js> {
+    NotAPromise,
+    Pending,
+    Fulfilled(Value<'js>),
+    Rejected(Value<'js>),
+}
+
+fn exit_code() -> Option<i32> {
+    EXIT_CODE.with(|c| c.get())
+}
+
+/// Best effort when the prelude's `describe` failed (e.g. out of memory).
+fn fallback_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, kind: ErrorKind) -> GuestError {
+    let _ = ctx.catch();
+    let mut class = "InternalError".to_string();
+    let mut message = "the thrown value could not be described".to_string();
+    if let Some(obj) = exc.as_object() {
+        if let Some(n) = obj.get::<_, Value>("name").ok().and_then(|v| js_string(ctx, &v)) {
+            class = n;
+        }
+        if let Some(m) = obj.get::<_, Value>("message").ok().and_then(|v| js_string(ctx, &v)) {
+            message = m;
+        }
+    } else if let Some(s) = js_string(ctx, exc) {
+        class = exc.type_name().to_string();
+        message = s;
+    }
+    let _ = ctx.catch();
+    GuestError { kind, class, message, line: None, column: None, stack: Vec::new(), exit_code: None }
+}
+
+fn innermost(frames: &[Frame]) -> (Option<u32>, Option<u32>) {
+    match frames.last() {
+        Some(f) => (Some(f.line), Some(f.column)),
+        None => (None, None),
+    }
+}
+
+/// A C string for QuickJS; interior NULs (never in real file names) are dropped.
+fn c_string(s: &str) -> std::ffi::CString {
+    let bytes: Vec<u8> = s.bytes().filter(|&b| b != 0).collect();
+    std::ffi::CString::new(bytes).unwrap_or_default()
+}
+
+/// Copy a JS value's string conversion into a Rust `String` without aborting
+/// on allocation failure. `None` leaves no exception pending.
+fn js_string<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<String> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    // SAFETY: the C string is freed with JS_FreeCString before returning.
+    unsafe {
+        let mut len: qjs::size_t = 0;
+        let p = qjs::JS_ToCStringLen2(raw_ctx, &mut len, v.as_raw(), false);
+        if p.is_null() {
+            let _ = ctx.catch();
+            return None;
+        }
+        let bytes = std::slice::from_raw_parts(p as *const u8, len as usize);
+        let mut buf: Vec<u8> = Vec::new();
+        let ok = buf.try_reserve_exact(bytes.len()).is_ok();
+        if ok {
+            buf.extend_from_slice(bytes);
+        }
+        qjs::JS_FreeCString(raw_ctx, p);
+        if !ok {
+            return None;
+        }
+        // Lone surrogates come out as WTF-8.
+        Some(match String::from_utf8(buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+}
+
+// ------------------------------------------------------------------ natives
+
+/// `native.write(fd, text)`: one write of the whole text to stdout (1) or
+/// stderr (2), straight from QuickJS's buffer.
+fn native_write<'js>(ctx: Ctx<'js>, fd: i32, text: Value<'js>) -> rquickjs::Result<()> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    // SAFETY: the C string is freed with JS_FreeCString below.
+    unsafe {
+        let mut len: qjs::size_t = 0;
+        let p = qjs::JS_ToCStringLen2(raw_ctx, &mut len, text.as_raw(), false);
+        if p.is_null() {
+            return Err(JsError::Exception);
+        }
+        let bytes = std::slice::from_raw_parts(p as *const u8, len as usize);
+        if fd == 2 {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(bytes);
+            let _ = err.flush();
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        }
+        qjs::JS_FreeCString(raw_ctx, p);
+    }
+    Ok(())
+}
+
+/// `native.log(level, message, [k1, v1, k2, v2, ...])` → `log::write`.
+fn native_log<'js>(ctx: Ctx<'js>, level: i32, message: Value<'js>, flat: Array<'js>) -> rquickjs::Result<()> {
+    let level = match level {
+        0 => klog::Level::Debug,
+        1 => klog::Level::Info,
+        2 => klog::Level::Warn,
+        _ => klog::Level::Error,
+    };
+    let oom = |ctx: &Ctx<'js>| -> JsError {
+        // SAFETY: throws QuickJS's out-of-memory error on this context.
+        unsafe { qjs::JS_ThrowOutOfMemory(ctx.as_raw().as_ptr()) };
+        JsError::Exception
+    };
+    let message = js_string(&ctx, &message).ok_or_else(|| oom(&ctx))?;
+    let n = flat.len() / 2;
+    let mut fields = Vec::new();
+    fields.try_reserve_exact(n).map_err(|_| oom(&ctx))?;
+    for i in 0..n {
+        let k: Value = flat.get(2 * i)?;
+        let v: Value = flat.get(2 * i + 1)?;
+        let key = js_string(&ctx, &k).ok_or_else(|| oom(&ctx))?;
+        let value = js_string(&ctx, &v).ok_or_else(|| oom(&ctx))?;
+        fields.push(klog::Field { key, value });
+    }
+    klog::write(level, &message, &fields);
+    Ok(())
+}
+
+/// `native.exit(code)`: record the code and throw an uncatchable error that
+/// unwinds the artifact (try/catch and finally blocks do not see it).
+fn native_exit<'js>(ctx: Ctx<'js>, code: i32) -> rquickjs::Result<()> {
+    EXIT_CODE.with(|c| c.set(Some(code)));
+    let raw_ctx = ctx.as_raw().as_ptr();
+    // SAFETY: JS_NewError returns an owned value (or an exception).
+    let err = unsafe { qjs::JS_NewError(raw_ctx) };
+    if unsafe { qjs::JS_IsException(err) } {
+        return Err(JsError::Exception);
+    }
+    let err = unsafe { Value::from_raw(ctx.clone(), err) };
+    if let Some(obj) = err.as_object() {
+        let _ = obj.set("message", format!("kernel.exit({code})"));
+    }
+    unsafe { qjs::JS_SetUncatchableError(raw_ctx, err.as_raw()) };
+    Err(ctx.throw(err))
+}
+
+/// `native.promiseState(v)`: `undefined` for a non-promise, else
+/// `[state, result]` with state 0 pending, 1 fulfilled, 2 rejected.
+fn native_promise_state<'js>(ctx: Ctx<'js>, v: Value<'js>) -> rquickjs::Result<Value<'js>> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    // SAFETY: promise inspection on a value of this context.
+    unsafe {
+        if !qjs::JS_IsPromise(v.as_raw()) {
+            return Ok(Value::new_undefined(ctx));
+        }
+        let state = qjs::JS_PromiseState(raw_ctx, v.as_raw());
+        let arr = Array::new(ctx.clone())?;
+        arr.set(0, state as i32)?;
+        if state == qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
+            arr.set(1, Value::new_undefined(ctx.clone()))?;
+        } else {
+            let r = Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(raw_ctx, v.as_raw()));
+            arr.set(1, r)?;
+        }
+        Ok(arr.into_value())
+    }
+}
+
+// ------------------------------------------------------------------ stacks
+
+/// Parse QuickJS-ng stack text, keeping only frames in `filename`;
+/// outermost first. Frame lines look like
+/// `    at f (file.js:3:33)`, `    at <anonymous> (file.js:1:2)`,
+/// `    at file.js:3:5` (compile errors), `    at f (native)`.
+fn parse_stack(stack: &str, filename: &str) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = stack.lines().filter_map(|l| parse_frame(l, filename)).collect();
+    frames.reverse();
+    frames
+}
+
+fn parse_frame(line: &str, filename: &str) -> Option<Frame> {
+    let rest = line.trim_start().strip_prefix("at ")?;
+    let (function, loc) = match rest.strip_suffix(')') {
+        Some(body) => {
+            let pat = format!("({filename}:");
+            let idx = body.rfind(&pat)?;
+            (body[..idx].trim_end(), &body[idx + 1..])
+        }
+        None => ("<eval>", rest),
+    };
+    let (line, column) = parse_location(loc, filename)?;
+    Some(Frame { function: function.to_string(), file: filename.to_string(), line, column })
+}
+
+/// `file:line:col` → (line, col) when `file` is `filename`.
+fn parse_location(loc: &str, filename: &str) -> Option<(u32, u32)> {
+    let tail = loc.strip_prefix(filename)?.strip_prefix(':')?;
+    let (l, c) = tail.split_once(':')?;
+    Some((l.trim().parse().ok()?, c.trim().parse().ok()?))
+}
+
+/// Position of a compile error: the first `at file:line:col` line.
+fn syntax_position(stack: &str, filename: &str) -> Option<(u32, u32)> {
+    stack.lines().find_map(|l| parse_location(l.trim_start().strip_prefix("at ")?, filename))
+}

@@ -1,0 +1,849 @@
+// llmos QuickJS prelude.
+//
+// Evaluated once per run, before the artifact, under its own internal file
+// name (see PRELUDE_FILE in lib.rs), so it never shifts the artifact's line
+// numbers and its frames are dropped from reported stacks.
+//
+// The script's completion value is a factory: lib.rs calls it with the native
+// hooks and gets back the helpers the guest itself needs. Nothing but
+// `console` and `kernel` is left on the global object.
+(function (native) {
+  'use strict';
+
+  // Capture intrinsics up front so that an artifact that patches built-ins
+  // cannot break console output or error reporting.
+  const uncurry = Function.prototype.bind.bind(Function.prototype.call);
+  const O = Object;
+  const getProto = O.getPrototypeOf;
+  const getOwnDesc = O.getOwnPropertyDescriptor;
+  const ownNames = O.getOwnPropertyNames;
+  const ownSymbols = O.getOwnPropertySymbols;
+  const ownKeys = Reflect.ownKeys;
+  const isArray = Array.isArray;
+  const isError = Error.isError;
+  const objIs = O.is;
+  const freeze = O.freeze;
+  const defineProp = O.defineProperty;
+  const StringCtor = String;
+  const NumberCtor = Number;
+  const MathMin = Math.min, MathMax = Math.max, MathSqrt = Math.sqrt, MathRound = Math.round, MathFloor = Math.floor;
+  const hasOwn = O.hasOwn;
+  const ObjToString = uncurry(O.prototype.toString);
+  const propIsEnumerable = uncurry(O.prototype.propertyIsEnumerable);
+  const FnToString = uncurry(Function.prototype.toString);
+  const ArrJoin = uncurry(Array.prototype.join);
+  const ArrPush = uncurry(Array.prototype.push);
+  const ArrSlice = uncurry(Array.prototype.slice);
+  const StrSlice = uncurry(String.prototype.slice);
+  const StrRepeat = uncurry(String.prototype.repeat);
+  const StrIncludes = uncurry(String.prototype.includes);
+  const StrStartsWith = uncurry(String.prototype.startsWith);
+  const StrEndsWith = uncurry(String.prototype.endsWith);
+  const StrReplace = uncurry(String.prototype.replace);
+  const StrCharCodeAt = uncurry(String.prototype.charCodeAt);
+  const StrSplit = uncurry(String.prototype.split);
+  const StrTrimEnd = uncurry(String.prototype.trimEnd);
+  const StrPadStart = uncurry(String.prototype.padStart);
+  const NumToString = uncurry(Number.prototype.toString);
+  const RegExpTest = uncurry(RegExp.prototype.test);
+  const RegExpToString = uncurry(RegExp.prototype.toString);
+  const DateGetTime = uncurry(Date.prototype.getTime);
+  const DateToISOString = uncurry(Date.prototype.toISOString);
+  const SymToString = uncurry(Symbol.prototype.toString);
+  const NumValueOf = uncurry(Number.prototype.valueOf);
+  const StrValueOf = uncurry(String.prototype.valueOf);
+  const BoolValueOf = uncurry(Boolean.prototype.valueOf);
+  const BigIntValueOf = uncurry(BigInt.prototype.valueOf);
+  const SymValueOf = uncurry(Symbol.prototype.valueOf);
+  const getterOf = (proto, name) => uncurry(getOwnDesc(proto, name).get);
+  const MapSize = getterOf(Map.prototype, 'size');
+  const SetSize = getterOf(Set.prototype, 'size');
+  const MapEntries = uncurry(Map.prototype.entries);
+  const SetValues = uncurry(Set.prototype.values);
+  const MapIterNext = uncurry(getProto(new Map().entries()).next);
+  const SetIterNext = uncurry(getProto(new Set().values()).next);
+  const RegExpSource = getterOf(RegExp.prototype, 'source');
+  const TypedArrayProto = getProto(Uint8Array.prototype);
+  const TypedArrayLength = getterOf(TypedArrayProto, 'length');
+  const TypedArrayTag = getterOf(TypedArrayProto, Symbol.toStringTag);
+  const ArrayBufferByteLength = getterOf(ArrayBuffer.prototype, 'byteLength');
+  const DataViewByteLength = getterOf(DataView.prototype, 'byteLength');
+  const WeakMapHas = uncurry(WeakMap.prototype.has);
+  const WeakSetHas = uncurry(WeakSet.prototype.has);
+  const WeakRefDeref = typeof WeakRef === 'function' ? uncurry(WeakRef.prototype.deref) : null;
+  const SymbolToStringTag = Symbol.toStringTag;
+  const SymbolIterator = Symbol.iterator;
+  const DateNow = Date.now;
+
+  const write = native.write;
+  const logWrite = native.log;
+  const promiseState = native.promiseState;
+  const exitNative = native.exit;
+
+  // ------------------------------------------------------------ inspect
+
+  const kObjectType = 0, kArrayType = 1, kArrayExtrasType = 2;
+  const maxArrayLength = 100;
+  const maxStringLength = 10000;
+  const breakLength = 80;
+  const compact = 3;
+  const identRe = /^[a-zA-Z_$][a-zA-Z_$0-9]*$/;
+  const strEscapeRe = /[\x00-\x1f\x27\x5c\x7f-\x9f]/;
+
+  function has(fn, v) {
+    try { fn(v); return true; } catch (e) { return false; }
+  }
+
+  const meta = [
+    '\\x00', '\\x01', '\\x02', '\\x03', '\\x04', '\\x05', '\\x06', '\\x07',
+    '\\b', '\\t', '\\n', '\\x0B', '\\f', '\\r', '\\x0E', '\\x0F',
+    '\\x10', '\\x11', '\\x12', '\\x13', '\\x14', '\\x15', '\\x16', '\\x17',
+    '\\x18', '\\x19', '\\x1A', '\\x1B', '\\x1C', '\\x1D', '\\x1E', '\\x1F',
+  ];
+
+  function quote(str) {
+    let q = "'";
+    if (StrIncludes(str, "'")) {
+      if (!StrIncludes(str, '"')) q = '"';
+      else if (!StrIncludes(str, '`') && !StrIncludes(str, '${')) q = '`';
+    }
+    if (str.length < 5000 && !RegExpTest(strEscapeRe, str) && !StrIncludes(str, q)) {
+      return q + str + q;
+    }
+    let out = '';
+    let last = 0;
+    for (let i = 0; i < str.length; i++) {
+      const c = StrCharCodeAt(str, i);
+      let rep;
+      if (c < 0x20) rep = meta[c];
+      else if (c === 0x5c) rep = '\\\\';
+      else if (c === StrCharCodeAt(q, 0)) rep = '\\' + q;
+      else if (c === 0x7f) rep = '\\x7F';
+      else continue;
+      out += StrSlice(str, last, i) + rep;
+      last = i + 1;
+    }
+    return q + out + StrSlice(str, last) + q;
+  }
+
+  function formatNumber(n) {
+    if (objIs(n, -0)) return '-0';
+    return '' + n;
+  }
+
+  function formatPrimitive(v, ctx) {
+    switch (typeof v) {
+      case 'string': {
+        let trailer = '';
+        if (v.length > maxStringLength) {
+          const remaining = v.length - maxStringLength;
+          v = StrSlice(v, 0, maxStringLength);
+          trailer = `... ${remaining} more character${remaining > 1 ? 's' : ''}`;
+        }
+        return quote(v) + trailer;
+      }
+      case 'number': return formatNumber(v);
+      case 'bigint': return `${v}n`;
+      case 'boolean': return '' + v;
+      case 'undefined': return 'undefined';
+      case 'symbol': return SymToString(v);
+    }
+    return 'null';
+  }
+
+  function formatKey(key) {
+    if (typeof key === 'symbol') return `[${SymToString(key)}]`;
+    if (RegExpTest(identRe, key)) return key;
+    return quote(key);
+  }
+
+  // Name of the nearest constructor on the prototype chain, or null.
+  function getCtorName(obj) {
+    let o = obj;
+    for (let depth = 0; o !== null && depth < 1000; depth++) {
+      const d = getOwnDesc(o, 'constructor');
+      if (d !== undefined && typeof d.value === 'function') {
+        const nd = getOwnDesc(d.value, 'name');
+        if (nd !== undefined && typeof nd.value === 'string' && nd.value !== '') return nd.value;
+      }
+      o = getProto(o);
+    }
+    return null;
+  }
+
+  function getPrefix(ctor, tag, fallback, size) {
+    const sz = size === undefined ? '' : `(${size})`;
+    if (ctor === null) {
+      if (tag !== '' && fallback !== tag) return `[${fallback}${sz}: null prototype] [${tag}] `;
+      return `[${fallback}${sz}: null prototype] `;
+    }
+    if (tag !== '' && ctor !== tag) return `${ctor}${sz} [${tag}] `;
+    return `${ctor}${sz} `;
+  }
+
+  function fnBase(fn, ctorName) {
+    let src = '';
+    try { src = FnToString(fn); } catch (e) { }
+    let nameDesc;
+    try { nameDesc = getOwnDesc(fn, 'name'); } catch (e) { }
+    const name = nameDesc !== undefined && typeof nameDesc.value === 'string' ? nameDesc.value : '';
+    if (StrStartsWith(src, 'class') && /^class\b/.test(src)) {
+      let b = `[class ${name || '(anonymous)'}`;
+      const sup = getProto(fn);
+      if (sup !== null && sup !== Function.prototype) {
+        const sd = getOwnDesc(sup, 'name');
+        if (sd && typeof sd.value === 'string' && sd.value) b += ` extends ${sd.value}`;
+      }
+      return b + ']';
+    }
+    let type = 'Function';
+    const tag = ObjToString(fn);
+    if (tag === '[object AsyncFunction]') type = 'AsyncFunction';
+    else if (tag === '[object GeneratorFunction]') type = 'GeneratorFunction';
+    else if (tag === '[object AsyncGeneratorFunction]') type = 'AsyncGeneratorFunction';
+    let base = `[${type}`;
+    if (ctorName === null) base += ' (null prototype)';
+    base += name === '' ? ' (anonymous)' : `: ${name}`;
+    base += ']';
+    if (ctorName !== type && ctorName !== null && ctorName !== 'Function') base += ` ${ctorName}`;
+    return base;
+  }
+
+  function errorParts(err) {
+    let name, message, stack;
+    try { name = err.name; } catch (e) { }
+    try { message = err.message; } catch (e) { }
+    try { stack = err.stack; } catch (e) { }
+    return { name, message, stack };
+  }
+
+  function errorHead(err, ctorName) {
+    const p = errorParts(err);
+    let name = typeof p.name === 'string' ? p.name : 'Error';
+    if (ctorName !== null && ctorName !== name && (name === 'Error' || name === '')) name = ctorName;
+    const msg = p.message === undefined ? '' : safeString(p.message);
+    return msg === '' ? name : `${name}: ${msg}`;
+  }
+
+  function formatError(err, ctorName, ctx) {
+    const head = errorHead(err, ctorName);
+    const { stack } = errorParts(err);
+    let frames = typeof stack === 'string' ? StrTrimEnd(stack) : '';
+    // QuickJS-ng's stack is only the frame lines; V8-style stacks start with the head.
+    if (frames !== '' && !StrStartsWith(StrReplace(frames, /^\s+/, ''), 'at ')) {
+      return frames;
+    }
+    if (frames === '') return `[${head}]`;
+    let out = head + '\n' + frames;
+    if (ctx.indentationLvl !== 0) {
+      const ind = StrRepeat(' ', ctx.indentationLvl);
+      out = ArrJoin(StrSplit(out, '\n'), `\n${ind}`);
+    }
+    return out;
+  }
+
+  function safeString(v) {
+    try { return StringCtor(v); } catch (e) { }
+    try { return inspect(v); } catch (e) { }
+    return '[object]';
+  }
+
+  function formatValue(ctx, value, recurseTimes, typedArray) {
+    if (typeof value !== 'object' && typeof value !== 'function') {
+      return formatPrimitive(value, ctx);
+    }
+    if (value === null) return 'null';
+    // Circular?
+    const seenIdx = ctx.seen.indexOf(value);
+    if (seenIdx !== -1) {
+      let index = 1;
+      if (ctx.circular === undefined) {
+        ctx.circular = new Map();
+        ctx.circular.set(value, index);
+      } else {
+        index = ctx.circular.get(value);
+        if (index === undefined) {
+          index = ctx.circular.size + 1;
+          ctx.circular.set(value, index);
+        }
+      }
+      return `[Circular *${index}]`;
+    }
+    return formatRaw(ctx, value, recurseTimes, typedArray);
+  }
+
+  function formatRaw(ctx, value, recurseTimes, typedArray) {
+    let keys;
+    let protoProps;
+    const ctorName = getCtorName(value);
+    let tag = '';
+    try {
+      const t = value[SymbolToStringTag];
+      if (typeof t === 'string') tag = t;
+    } catch (e) { }
+    if (tag !== '' && ctorName !== null && tag === ctorName) tag = '';
+
+    let base = '';
+    let formatter = formatNoEntries;
+    let braces;
+    let noIterator = true;
+    let extrasType = kObjectType;
+    let size;
+
+    const filterEnumerable = (obj) => {
+      const out = [];
+      const names = ownNames(obj);
+      for (let i = 0; i < names.length; i++) {
+        if (propIsEnumerable(obj, names[i])) ArrPush(out, names[i]);
+      }
+      const syms = ownSymbols(obj);
+      for (let i = 0; i < syms.length; i++) {
+        if (propIsEnumerable(obj, syms[i])) ArrPush(out, syms[i]);
+      }
+      return out;
+    };
+
+    if (isArray(value)) {
+      // Only non-index keys are printed as extras.
+      const all = filterEnumerable(value);
+      keys = [];
+      for (let i = 0; i < all.length; i++) {
+        const k = all[i];
+        if (typeof k === 'symbol' || !RegExpTest(/^(0|[1-9][0-9]*)$/, k) || NumberCtor(k) >= 4294967295) ArrPush(keys, k);
+      }
+      const prefix = (ctorName !== 'Array' || tag !== '') ? getPrefix(ctorName, tag, 'Array', value.length) : '';
+      braces = [`${prefix}[`, ']'];
+      if (value.length === 0 && keys.length === 0) return `${braces[0]}]`;
+      extrasType = kArrayExtrasType;
+      formatter = formatArray;
+    } else if (has(SetSize, value)) {
+      size = SetSize(value);
+      keys = filterEnumerable(value);
+      const prefix = getPrefix(ctorName, tag, 'Set', size);
+      formatter = formatSet;
+      if (size === 0 && keys.length === 0) return `${prefix}{}`;
+      braces = [`${prefix}{`, '}'];
+    } else if (has(MapSize, value)) {
+      size = MapSize(value);
+      keys = filterEnumerable(value);
+      const prefix = getPrefix(ctorName, tag, 'Map', size);
+      formatter = formatMap;
+      if (size === 0 && keys.length === 0) return `${prefix}{}`;
+      braces = [`${prefix}{`, '}'];
+    } else if (has(TypedArrayLength, value)) {
+      keys = [];
+      const all = filterEnumerable(value);
+      for (let i = 0; i < all.length; i++) {
+        const k = all[i];
+        if (typeof k === 'symbol' || !RegExpTest(/^(0|[1-9][0-9]*)$/, k)) ArrPush(keys, k);
+      }
+      const len = TypedArrayLength(value);
+      const fallback = TypedArrayTag(value);
+      const prefix = getPrefix(ctorName, tag === fallback ? '' : tag, fallback, len);
+      braces = [`${prefix}[`, ']'];
+      if (len === 0 && keys.length === 0) return `${braces[0]}]`;
+      formatter = formatTypedArray;
+      extrasType = kArrayExtrasType;
+    } else {
+      keys = filterEnumerable(value);
+      braces = ['{', '}'];
+      if (ctorName === 'Object' && tag === '' && !isError(value) && typeof value !== 'function') {
+        if (ObjToString(value) === '[object Arguments]') {
+          braces[0] = '[Arguments] [';
+          braces[1] = ']';
+          extrasType = kArrayExtrasType;
+          formatter = formatArguments;
+          keys = [];
+          if (value.length === 0) return '[Arguments] []';
+        } else if (keys.length === 0 && promiseState(value) === undefined) {
+          return '{}';
+        }
+      }
+      if (formatter === formatArguments) {
+        // handled above
+      } else if (typeof value === 'function') {
+        base = fnBase(value, ctorName);
+        // Drop the standard own properties of functions.
+        if (keys.length === 0) return base;
+      } else if (has(RegExpSource, value) && ObjToString(value) === '[object RegExp]') {
+        base = RegExpToString(value);
+        const prefix = getPrefix(ctorName, tag, 'RegExp');
+        if (prefix !== 'RegExp ') base = `${prefix}${base}`;
+        if (keys.length === 0) return base;
+      } else if (has(DateGetTime, value)) {
+        const t = DateGetTime(value);
+        base = t !== t ? 'Invalid Date' : DateToISOString(value);
+        const prefix = getPrefix(ctorName, tag, 'Date');
+        if (prefix !== 'Date ') base = `${prefix}${base}`;
+        if (keys.length === 0) return base;
+      } else if (isError(value)) {
+        base = formatError(value, ctorName, ctx);
+        const ks = [];
+        for (let i = 0; i < keys.length; i++) {
+          if (keys[i] !== 'stack' && keys[i] !== 'message') ArrPush(ks, keys[i]);
+        }
+        keys = ks;
+        if (keys.length === 0) return base;
+      } else if (has(NumValueOf, value)) {
+        base = `[Number: ${formatNumber(NumValueOf(value))}]`;
+        if (keys.length === 0) return base;
+      } else if (has(StrValueOf, value)) {
+        const s = StrValueOf(value);
+        base = `[String: ${formatPrimitive(s, ctx)}]`;
+        const ks = [];
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i];
+          if (typeof k === 'symbol' || !RegExpTest(/^(0|[1-9][0-9]*)$/, k) || NumberCtor(k) >= s.length) ArrPush(ks, k);
+        }
+        keys = ks;
+        if (keys.length === 0) return base;
+      } else if (has(BoolValueOf, value)) {
+        base = `[Boolean: ${BoolValueOf(value)}]`;
+        if (keys.length === 0) return base;
+      } else if (has(BigIntValueOf, value)) {
+        base = `[BigInt: ${BigIntValueOf(value)}n]`;
+        if (keys.length === 0) return base;
+      } else if (has(SymValueOf, value)) {
+        base = `[Symbol: ${SymToString(SymValueOf(value))}]`;
+        if (keys.length === 0) return base;
+      } else if (promiseState(value) !== undefined) {
+        braces[0] = `${getPrefix(ctorName, tag, 'Promise')}{`;
+        formatter = formatPromise;
+      } else if (has(WeakSetHas, value)) {
+        braces[0] = `${getPrefix(ctorName, tag, 'WeakSet')}{`;
+        formatter = formatWeakUnknown;
+      } else if (has(WeakMapHas, value)) {
+        braces[0] = `${getPrefix(ctorName, tag, 'WeakMap')}{`;
+        formatter = formatWeakUnknown;
+      } else if (has(ArrayBufferByteLength, value)) {
+        braces[0] = `${getPrefix(ctorName, tag, 'ArrayBuffer')}{`;
+        formatter = formatArrayBuffer;
+      } else if (has(DataViewByteLength, value)) {
+        braces[0] = `${getPrefix(ctorName, tag, 'DataView')}{`;
+        ArrPush(keys, 'byteLength', 'byteOffset', 'buffer');
+      } else {
+        if (ctorName === 'Object') {
+          if (tag !== '') braces[0] = `${getPrefix(ctorName, tag, 'Object')}{`;
+        } else {
+          braces[0] = `${getPrefix(ctorName, tag, 'Object')}{`;
+        }
+        if (keys.length === 0) return `${braces[0]}}`;
+      }
+    }
+
+    if (recurseTimes > ctx.depth && ctx.depth !== null) {
+      let name = ctorName || tag || 'Object';
+      if (isArray(value)) name = 'Array';
+      return `[${name}]`;
+    }
+    recurseTimes += 1;
+    ArrPush(ctx.seen, value);
+    ctx.currentDepth = recurseTimes;
+    let output;
+    try {
+      output = formatter(ctx, value, recurseTimes);
+      for (let i = 0; i < keys.length; i++) {
+        ArrPush(output, formatProperty(ctx, value, recurseTimes, keys[i], extrasType));
+      }
+    } finally {
+      ctx.seen.pop();
+    }
+    if (ctx.circular !== undefined) {
+      const index = ctx.circular.get(value);
+      if (index !== undefined) {
+        const reference = `<ref *${index}>`;
+        if (base === '') braces[0] = `${reference} ${braces[0]}`;
+        else base = `${reference} ${base}`;
+      }
+    }
+    return reduceToSingleString(ctx, output, base, braces, extrasType, recurseTimes, value);
+  }
+
+  function formatNoEntries() { return []; }
+
+  function formatWeakUnknown(ctx) {
+    return [ctx.seen.length > 0 ? '<items unknown>' : '<items unknown>'];
+  }
+
+  function formatArrayBuffer(ctx, value) {
+    let len = 0;
+    try { len = ArrayBufferByteLength(value); } catch (e) { }
+    let hex = '';
+    try {
+      const bytes = new Uint8Array(value, 0, MathMin(len, 50));
+      const parts = [];
+      for (let i = 0; i < bytes.length; i++) ArrPush(parts, StrPadStart(NumToString(bytes[i], 16), 2, '0'));
+      hex = ArrJoin(parts, ' ');
+      if (len > 50) hex += ` ... ${len - 50} more byte${len - 50 > 1 ? 's' : ''}`;
+    } catch (e) { }
+    return [`[Uint8Contents]: <${hex}>`, `byteLength: ${len}`];
+  }
+
+  function formatPromise(ctx, value, recurseTimes) {
+    const st = promiseState(value);
+    if (st === undefined || st[0] === 0) return ['<pending>'];
+    ctx.indentationLvl += 2;
+    const str = formatValue(ctx, st[1], recurseTimes);
+    ctx.indentationLvl -= 2;
+    return [st[0] === 2 ? `<rejected> ${str}` : str];
+  }
+
+  function formatArrayLike(ctx, value, recurseTimes, len, get) {
+    const output = [];
+    const outputLength = MathMin(maxArrayLength, len);
+    const remaining = len - outputLength;
+    for (let i = 0; i < outputLength; i++) {
+      ArrPush(output, get(i));
+    }
+    if (remaining > 0) ArrPush(output, `... ${remaining} more item${remaining > 1 ? 's' : ''}`);
+    return output;
+  }
+
+  function formatArray(ctx, value, recurseTimes) {
+    const len = value.length;
+    const output = [];
+    const outputLength = MathMin(maxArrayLength, len);
+    let i = 0;
+    let shown = 0;
+    while (i < len && shown < outputLength) {
+      if (!hasOwn(value, i)) {
+        let j = i;
+        while (j < len && !hasOwn(value, j)) j++;
+        const holes = j - i;
+        ArrPush(output, `<${holes} empty item${holes > 1 ? 's' : ''}>`);
+        i = j;
+        shown++;
+        continue;
+      }
+      ArrPush(output, formatProperty(ctx, value, recurseTimes, i, kArrayExtrasType));
+      i++;
+      shown++;
+    }
+    const remaining = len - i;
+    if (remaining > 0) ArrPush(output, `... ${remaining} more item${remaining > 1 ? 's' : ''}`);
+    return output;
+  }
+
+  function formatTypedArray(ctx, value, recurseTimes) {
+    const len = TypedArrayLength(value);
+    return formatArrayLike(ctx, value, recurseTimes, len, (i) => {
+      const v = value[i];
+      return typeof v === 'bigint' ? `${v}n` : formatNumber(v);
+    });
+  }
+
+  function formatArguments(ctx, value, recurseTimes) {
+    return formatArrayLike(ctx, value, recurseTimes, value.length,
+      (i) => formatValue(ctx, value[i], recurseTimes));
+  }
+
+  function formatSet(ctx, value, recurseTimes) {
+    const output = [];
+    const it = SetValues(value);
+    ctx.indentationLvl += 2;
+    let n = 0;
+    for (let r = SetIterNext(it); !r.done; r = SetIterNext(it)) {
+      if (n >= maxArrayLength) { n++; continue; }
+      ArrPush(output, formatValue(ctx, r.value, recurseTimes));
+      n++;
+    }
+    ctx.indentationLvl -= 2;
+    if (n > maxArrayLength) {
+      const remaining = n - maxArrayLength;
+      ArrPush(output, `... ${remaining} more item${remaining > 1 ? 's' : ''}`);
+    }
+    return output;
+  }
+
+  function formatMap(ctx, value, recurseTimes) {
+    const output = [];
+    const it = MapEntries(value);
+    ctx.indentationLvl += 2;
+    let n = 0;
+    for (let r = MapIterNext(it); !r.done; r = MapIterNext(it)) {
+      if (n >= maxArrayLength) { n++; continue; }
+      const k = formatValue(ctx, r.value[0], recurseTimes);
+      const v = formatValue(ctx, r.value[1], recurseTimes);
+      ArrPush(output, `${k} => ${v}`);
+      n++;
+    }
+    ctx.indentationLvl -= 2;
+    if (n > maxArrayLength) {
+      const remaining = n - maxArrayLength;
+      ArrPush(output, `... ${remaining} more item${remaining > 1 ? 's' : ''}`);
+    }
+    return output;
+  }
+
+  function formatProperty(ctx, value, recurseTimes, key, type) {
+    let name, str;
+    let desc = getOwnDesc(value, key);
+    if (desc === undefined) desc = { value: value[key], enumerable: true };
+    if (desc.value !== undefined || !('get' in desc || 'set' in desc)) {
+      const diff = (ctx.compact !== true || type !== kObjectType) ? 2 : 3;
+      ctx.indentationLvl += diff;
+      str = formatValue(ctx, desc.value, recurseTimes);
+      ctx.indentationLvl -= diff;
+    } else if (desc.get !== undefined) {
+      str = desc.set !== undefined ? '[Getter/Setter]' : '[Getter]';
+    } else if (desc.set !== undefined) {
+      str = '[Setter]';
+    } else {
+      str = 'undefined';
+    }
+    if (type === kArrayExtrasType && typeof key === 'number') return str;
+    name = formatKey(key);
+    return `${name}: ${str}`;
+  }
+
+  function isBelowBreakLength(ctx, output, start, base) {
+    let totalLength = output.length + start;
+    if (totalLength + output.length > breakLength) return false;
+    for (let i = 0; i < output.length; i++) {
+      totalLength += output[i].length;
+      if (totalLength > breakLength) return false;
+    }
+    return base === '' || !StrIncludes(base, '\n');
+  }
+
+  function groupArrayElements(ctx, output, value) {
+    let totalLength = 0;
+    let maxLength = 0;
+    let i = 0;
+    let outputLength = output.length;
+    if (value !== undefined && outputLength > 0 && StrStartsWith(output[outputLength - 1], '... ') &&
+        StrIncludes(output[outputLength - 1], ' more item')) {
+      outputLength--;
+    }
+    const separatorSpace = 2; // ", "
+    const dataLen = new Array(outputLength);
+    for (; i < outputLength; i++) {
+      const len = output[i].length;
+      dataLen[i] = len;
+      totalLength += len + separatorSpace;
+      if (maxLength < len) maxLength = len;
+    }
+    const actualMax = maxLength + separatorSpace;
+    if (actualMax * 3 + ctx.indentationLvl < breakLength &&
+        (totalLength / actualMax > 5 || maxLength <= 6)) {
+      const approxCharHeights = 2.5;
+      const averageBias = MathSqrt(actualMax - totalLength / output.length);
+      const biasedMax = MathMax(actualMax - 3 - averageBias, 1);
+      const columns = MathMin(
+        MathRound(MathSqrt(approxCharHeights * biasedMax * outputLength) / biasedMax),
+        MathFloor((breakLength - ctx.indentationLvl) / actualMax),
+        compact * 4,
+        15,
+      );
+      if (columns <= 1) return output;
+      const tmp = [];
+      const maxLineLength = [];
+      for (let c = 0; c < columns; c++) {
+        let lineLength = 0;
+        for (let j = c; j < outputLength; j += columns) {
+          if (dataLen[j] > lineLength) lineLength = dataLen[j];
+        }
+        ArrPush(maxLineLength, lineLength + separatorSpace);
+      }
+      let allNumbers = true;
+      if (value !== undefined) {
+        for (let k = 0; k < outputLength; k++) {
+          const v = value[k];
+          if (typeof v !== 'number' && typeof v !== 'bigint') { allNumbers = false; break; }
+        }
+      } else {
+        allNumbers = false;
+      }
+      for (let k = 0; k < outputLength; k += columns) {
+        const max = MathMin(k + columns, outputLength);
+        let str = '';
+        let j = k;
+        for (; j < max - 1; j++) {
+          const padding = maxLineLength[j - k] + output[j].length - dataLen[j];
+          const cell = `${output[j]}, `;
+          str += allNumbers ? StrPadStart(cell, padding, ' ') : cell + StrRepeat(' ', MathMax(0, padding - cell.length));
+        }
+        if (allNumbers) {
+          const padding = maxLineLength[j - k] + output[j].length - dataLen[j] - separatorSpace;
+          str += StrPadStart(output[j], padding, ' ');
+        } else {
+          str += output[j];
+        }
+        ArrPush(tmp, str);
+      }
+      if (outputLength < output.length) ArrPush(tmp, output[outputLength]);
+      return tmp;
+    }
+    return output;
+  }
+
+  function reduceToSingleString(ctx, output, base, braces, extrasType, recurseTimes, value) {
+    const entries = output.length;
+    if (extrasType === kArrayExtrasType && entries > 6) {
+      output = groupArrayElements(ctx, output, value);
+    }
+    if (ctx.currentDepth - recurseTimes < compact && entries === output.length) {
+      const start = output.length + ctx.indentationLvl + braces[0].length + base.length + 10;
+      if (isBelowBreakLength(ctx, output, start, base)) {
+        const joined = ArrJoin(output, ', ');
+        if (!StrIncludes(joined, '\n')) {
+          return `${base ? `${base} ` : ''}${braces[0]} ${joined} ${braces[1]}`;
+        }
+      }
+    }
+    const indentation = `\n${StrRepeat(' ', ctx.indentationLvl)}`;
+    return `${base ? `${base} ` : ''}${braces[0]}${indentation}  ${ArrJoin(output, `,${indentation}  `)}${indentation}${braces[1]}`;
+  }
+
+  function inspect(value, opts) {
+    const ctx = {
+      seen: [],
+      circular: undefined,
+      indentationLvl: 0,
+      currentDepth: 0,
+      depth: 2,
+      compact: compact,
+    };
+    if (opts !== undefined && opts !== null && typeof opts === 'object') {
+      if (opts.depth === null || opts.depth === Infinity) ctx.depth = null;
+      else if (typeof opts.depth === 'number') ctx.depth = opts.depth;
+    }
+    return formatValue(ctx, value, 0);
+  }
+
+  // Console formatting: strings raw, everything else inspected, joined by a space.
+  function formatArgs(args) {
+    let out = '';
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (i > 0) out += ' ';
+      out += typeof a === 'string' ? a : inspect(a);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ console
+
+  let groupIndent = '';
+  function emit(fd, text) {
+    if (groupIndent !== '') {
+      text = groupIndent + ArrJoin(StrSplit(text, '\n'), '\n' + groupIndent);
+    }
+    write(fd, text + '\n');
+  }
+
+  const counts = new Map();
+  const timers = new Map();
+  const now = typeof performance === 'object' && performance !== null && typeof performance.now === 'function'
+    ? performance.now.bind(performance) : DateNow;
+
+  const console = {
+    log(...args) { emit(1, formatArgs(args)); },
+    info(...args) { emit(1, formatArgs(args)); },
+    debug(...args) { emit(1, formatArgs(args)); },
+    warn(...args) { emit(2, formatArgs(args)); },
+    error(...args) { emit(2, formatArgs(args)); },
+    trace(...args) {
+      const e = new Error();
+      let stack = '';
+      try { stack = StrTrimEnd(StrReplace(e.stack, /^.*\n/, '')); } catch (x) { }
+      emit(2, `Trace${args.length ? ': ' + formatArgs(args) : ''}${stack ? '\n' + stack : ''}`);
+    },
+    dir(obj, options) { emit(1, inspect(obj, options)); },
+    table(...args) { emit(1, formatArgs(args)); },
+    assert(cond, ...args) {
+      if (!cond) {
+        emit(2, args.length ? `Assertion failed: ${formatArgs(args)}` : 'Assertion failed');
+      }
+    },
+    group(...args) {
+      if (args.length) emit(1, formatArgs(args));
+      groupIndent += '  ';
+    },
+    groupCollapsed(...args) { console.group(...args); },
+    groupEnd() { groupIndent = StrSlice(groupIndent, 0, MathMax(0, groupIndent.length - 2)); },
+    count(label = 'default') {
+      label = `${label}`;
+      const n = (counts.get(label) || 0) + 1;
+      counts.set(label, n);
+      emit(1, `${label}: ${n}`);
+    },
+    countReset(label = 'default') { counts.delete(`${label}`); },
+    time(label = 'default') { timers.set(`${label}`, now()); },
+    timeLog(label = 'default', ...args) {
+      label = `${label}`;
+      const t = timers.get(label);
+      if (t === undefined) { emit(2, `Warning: No such label '${label}' for console.timeLog()`); return; }
+      emit(1, `${label}: ${(now() - t).toFixed(3)}ms${args.length ? ' ' + formatArgs(args) : ''}`);
+    },
+    timeEnd(label = 'default') {
+      label = `${label}`;
+      const t = timers.get(label);
+      if (t === undefined) { emit(2, `Warning: No such label '${label}' for console.timeEnd()`); return; }
+      timers.delete(label);
+      emit(1, `${label}: ${(now() - t).toFixed(3)}ms`);
+    },
+  };
+  defineProp(globalThis, 'console', { value: console, writable: true, enumerable: false, configurable: true });
+
+  // ------------------------------------------------------------ kernel
+
+  function fieldValue(v) {
+    return typeof v === 'string' ? v : inspect(v);
+  }
+
+  function makeLog(level) {
+    return function (message, fields) {
+      const msg = fieldValue(message);
+      const flat = [];
+      if (fields !== undefined && fields !== null) {
+        if (typeof fields !== 'object') throw new TypeError('kernel.log: fields must be a plain object');
+        const ks = O.keys(fields);
+        for (let i = 0; i < ks.length; i++) {
+          ArrPush(flat, ks[i], fieldValue(fields[ks[i]]));
+        }
+      }
+      logWrite(level, msg, flat);
+    };
+  }
+
+  const kernel = freeze({
+    log: freeze({
+      debug: makeLog(0),
+      info: makeLog(1),
+      warn: makeLog(2),
+      error: makeLog(3),
+    }),
+    exit(code = 0) {
+      let c = NumberCtor(code);
+      if (c !== c) c = 1;
+      exitNative(c | 0);
+    },
+  });
+  defineProp(globalThis, 'kernel', { value: kernel, writable: false, enumerable: false, configurable: false });
+
+  // ------------------------------------------------------------ guest helpers
+
+  function typeName(v) {
+    if (v === null) return 'null';
+    const t = typeof v;
+    if (t !== 'object' && t !== 'function') return t;
+    try { return getCtorName(v) || 'Object'; } catch (e) { return 'Object'; }
+  }
+
+  // Describe a thrown value for the guest-error record.
+  function describe(e) {
+    if (isError(e)) {
+      let ctorName = null;
+      try { ctorName = getCtorName(e); } catch (x) { }
+      const p = errorParts(e);
+      let cls = typeof p.name === 'string' && p.name !== '' ? p.name : 'Error';
+      if (ctorName !== null && cls === 'Error') cls = ctorName;
+      const message = p.message === undefined ? '' : safeString(p.message);
+      return [cls, message, typeof p.stack === 'string' ? p.stack : ''];
+    }
+    return [typeName(e), safeString(e), ''];
+  }
+
+  return { inspect, describe };
+})

@@ -1,0 +1,96 @@
+//! The `llmos` command line.
+//!
+//! Exit codes: 0 when the artifact ran ok, 1 when the artifact failed (error,
+//! limit or trap), 2 for usage and host errors (bad flag, missing file,
+//! unknown language, missing component).
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a failed artifact.
+pub const EXIT_ARTIFACT_FAILED: u8 = 1;
+/// Exit code for usage or host errors.
+pub const EXIT_HOST_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "llmos", version, about = "A self-correcting kernel for running code that language models write")]
+pub struct Cli {
+    /// Show progress and kernel logs on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an artifact in a fresh sandbox.
+    Run(run::RunArgs),
+    /// List the guest languages this kernel knows.
+    Languages {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary: parse arguments, run, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_HOST_ERROR } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args, cli.verbose),
+        Command::Languages { json } => languages(json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("llmos: error: {e}");
+            ExitCode::from(EXIT_HOST_ERROR)
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLMOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
+    let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?;
+    let list: Vec<_> = runtime.languages().iter().collect();
+    if json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name, "aliases": m.aliases, "extensions": m.extensions,
+                    "component": m.component, "description": m.description,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for m in list {
+            let exts: Vec<_> = m.extensions.iter().map(|e| format!(".{e}")).collect();
+            println!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

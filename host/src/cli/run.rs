@@ -1,0 +1,160 @@
+//! `llmos run FILE`: run one artifact under limits and report its outcome.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::EXIT_ARTIFACT_FAILED;
+use crate::engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
+use crate::error::HostError;
+use crate::limits::{self, Limits};
+use crate::outcome::{ErrorKind, Outcome};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The artifact to run (.js, .mjs, .py).
+    pub file: PathBuf,
+    /// Language (js, python, ...); by default from the file extension.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Fuel budget (deterministic CPU units), or `none` for an un-metered run.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<String>,
+    /// Memory limit, e.g. 128MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Wall-clock limit, e.g. 10s or 500ms.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Limit on captured stdout, stderr and log bytes (each), e.g. 1MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub output_limit: Option<String>,
+    /// Artifact id used in logs (default: the file name).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Seed the guest's randomness (reproducible runs).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print one JSON object on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    fn limits(&self) -> Result<Limits, HostError> {
+        let mut l = Limits::default();
+        if let Some(f) = &self.fuel {
+            l.fuel = match f.trim().to_ascii_lowercase().as_str() {
+                "none" | "unlimited" | "off" => None,
+                n => Some(n.replace('_', "").parse().map_err(|_| {
+                    HostError::InvalidLimit(format!("--fuel `{f}` is not a number (or `none`)"))
+                })?),
+            };
+        }
+        if let Some(m) = &self.memory {
+            l.memory_bytes = limits::parse_size(m)?;
+        }
+        if let Some(t) = &self.timeout {
+            l.timeout = limits::parse_duration(t)?;
+        }
+        if let Some(o) = &self.output_limit {
+            l.output_bytes = usize::try_from(limits::parse_size(o)?)
+                .map_err(|_| HostError::InvalidLimit(format!("--output-limit `{o}` is too large")))?;
+        }
+        l.validate()?;
+        Ok(l)
+    }
+}
+
+pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
+    let limits = args.limits()?;
+    let source = std::fs::read(&args.file).map_err(|e| HostError::io(&args.file, e))?;
+    let source = String::from_utf8(source).map_err(|_| {
+        HostError::io(&args.file, std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    })?;
+    let json = args.json;
+    let runtime = Runtime::new(RuntimeConfig::default())?.on_event(move |e| match e {
+        RuntimeEvent::Compiling { language, .. } => {
+            if !json || verbose {
+                eprintln!("llmos: compiling the {language} component (first run; cached afterwards)…");
+            }
+        }
+    });
+    let language = match &args.lang {
+        Some(l) => runtime.languages().by_name(l)?.name.clone(),
+        None => runtime.languages().for_path(&args.file)?.name.clone(),
+    };
+    let filename = args
+        .file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "artifact".into());
+    let req = RunRequest {
+        language,
+        source,
+        artifact_id: args.id.clone().unwrap_or_else(|| filename.clone()),
+        filename,
+        limits,
+        seed: args.seed,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+    let outcome = rt.block_on(runtime.run(&req))?;
+
+    if args.json {
+        let mut v = serde_json::to_value(&outcome).map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("file".into(), args.file.display().to_string().into());
+        }
+        println!("{v}");
+    } else {
+        print_human(&outcome, &req);
+    }
+    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ARTIFACT_FAILED) })
+}
+
+fn print_human(o: &Outcome, req: &RunRequest) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(o.stdout.as_bytes());
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(o.stderr.as_bytes());
+    let fuel = o.fuel_consumed.map(|f| format!(", fuel {f}")).unwrap_or_default();
+    let facts = format!(
+        "{}, {:.1} ms{fuel}, peak memory {:.1} MiB",
+        o.language,
+        o.duration_ms,
+        o.memory_peak_bytes as f64 / (1 << 20) as f64
+    );
+    for log in &o.logs {
+        let fields: Vec<_> = log.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(err, "[{:?}] {} {}", log.level, log.message, fields.join(" "));
+    }
+    if o.is_ok() {
+        if let Some(v) = &o.value {
+            let _ = writeln!(err, "=> {v}");
+        }
+        let _ = writeln!(err, "✓ ok ({facts})");
+        return;
+    }
+    let _ = writeln!(err, "✗ {} ({facts})", o.status);
+    let _ = writeln!(err, "  {}", o.summary());
+    if let Some(e) = &o.error {
+        if e.kind != ErrorKind::Exit {
+            if let (Some(line), col) = (e.line, e.column.unwrap_or(1)) {
+                if let Some(text) = req.source.lines().nth(line.saturating_sub(1) as usize) {
+                    let _ = writeln!(err, "  {line:>4} | {text}");
+                    let pad = " ".repeat(col.saturating_sub(1) as usize);
+                    let _ = writeln!(err, "       | {pad}^");
+                }
+            }
+            for f in e.stack.iter().rev() {
+                let _ = writeln!(err, "    at {} ({}:{}:{})", f.function, f.file, f.line, f.column);
+            }
+        }
+    }
+}

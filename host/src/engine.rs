@@ -1,0 +1,319 @@
+//! Engines, prepared languages and runs.
+//!
+//! A [`Runtime`] owns at most two Wasmtime engines: a fuel-metered one for
+//! untrusted artifacts and an un-metered one (epoch deadline only) for runs
+//! with `fuel: None`; fuel changes the generated code, so each engine has its
+//! own precompiled components. Each language is prepared once per engine into
+//! an `InstancePre` (component loaded through the [`cache`](crate::cache),
+//! imports resolved); every run gets a fresh `Store` and instance.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, Store};
+
+use crate::bindings::LanguagePre;
+use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
+use crate::error::HostError;
+use crate::language::{Languages, Manifest};
+use crate::limits::{self, Abort, EpochTicker, Limits};
+use crate::outcome::{ErrorKind, GuestError, Outcome, Status, TrapInfo};
+use crate::state::HostState;
+
+/// Where a runtime finds its pieces.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub components_dir: PathBuf,
+    pub system_volume: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            components_dir: crate::paths::components_dir(),
+            system_volume: crate::paths::system_volume(),
+            cache_dir: crate::paths::cache_dir(),
+        }
+    }
+}
+
+/// One artifact to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Language name or alias (see the language manifests).
+    pub language: String,
+    pub source: String,
+    /// File name shown in the artifact's stack traces.
+    pub filename: String,
+    /// Identifies the artifact in logs.
+    pub artifact_id: String,
+    pub limits: Limits,
+    /// Seed for the guest's randomness; `None` draws from the host.
+    pub seed: Option<u64>,
+}
+
+impl RunRequest {
+    pub fn new(language: impl Into<String>, source: impl Into<String>) -> Self {
+        let language = language.into();
+        RunRequest {
+            filename: format!("artifact.{}", if language.starts_with('p') { "py" } else { "js" }),
+            artifact_id: "artifact".into(),
+            language,
+            source: source.into(),
+            limits: Limits::default(),
+            seed: None,
+        }
+    }
+}
+
+/// An engine and the ticker that drives its epoch-based deadlines.
+struct EngineSlot {
+    engine: Engine,
+    fingerprint: String,
+    _ticker: EpochTicker,
+}
+
+/// A language ready to instantiate on one engine.
+pub struct Prepared {
+    pub language: Manifest,
+    pub pre: LanguagePre<HostState>,
+    pub cache: CacheStatus,
+    pub load_ms: f64,
+}
+
+/// Something that happened while preparing a language, for progress display.
+#[derive(Debug, Clone)]
+pub enum RuntimeEvent {
+    /// A component is being compiled (first run or after a change): slow.
+    Compiling { language: String, component: PathBuf },
+}
+
+type EventSink = Box<dyn Fn(&RuntimeEvent) + Send + Sync>;
+
+pub struct Runtime {
+    config: RuntimeConfig,
+    languages: Languages,
+    cache: ComponentCache,
+    metered: OnceLock<EngineSlot>,
+    unmetered: OnceLock<EngineSlot>,
+    prepared: Mutex<HashMap<(String, bool), Arc<Prepared>>>,
+    events: Option<EventSink>,
+}
+
+/// The Wasmtime configuration shared by both engines; only fuel differs.
+pub fn engine_config(metered: bool) -> Config {
+    let mut c = Config::new();
+    c.consume_fuel(metered)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits::MAX_WASM_STACK)
+        .async_stack_size(limits::ASYNC_STACK)
+                .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .parallel_compilation(true);
+    c
+}
+
+impl Runtime {
+    /// A runtime reading manifests from the configured system volume.
+    pub fn new(config: RuntimeConfig) -> Result<Self, HostError> {
+        let languages = Languages::load(&config.system_volume.join("languages"))?;
+        Ok(Runtime {
+            cache: ComponentCache::new(&config.cache_dir),
+            config,
+            languages,
+            metered: OnceLock::new(),
+            unmetered: OnceLock::new(),
+            prepared: Mutex::new(HashMap::new()),
+            events: None,
+        })
+    }
+
+    /// Receive progress events (e.g. "compiling the Python component").
+    pub fn on_event(mut self, sink: impl Fn(&RuntimeEvent) + Send + Sync + 'static) -> Self {
+        self.events = Some(Box::new(sink));
+        self
+    }
+
+    pub fn languages(&self) -> &Languages {
+        &self.languages
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    fn slot(&self, metered: bool) -> Result<&EngineSlot, HostError> {
+        let cell = if metered { &self.metered } else { &self.unmetered };
+        if let Some(s) = cell.get() {
+            return Ok(s);
+        }
+        let engine = Engine::new(&engine_config(metered))?;
+        let ticker = EpochTicker::start(&engine).map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        let slot = EngineSlot { fingerprint: engine_fingerprint(&engine), engine, _ticker: ticker };
+        // If another thread won the race, its slot is used and ours dropped.
+        Ok(cell.get_or_init(|| slot))
+    }
+
+    /// The engine used for metered (`true`) or un-metered runs.
+    pub fn engine(&self, metered: bool) -> Result<&Engine, HostError> {
+        Ok(&self.slot(metered)?.engine)
+    }
+
+    /// Load (from cache or by compiling) and link a language for one engine.
+    pub fn prepare(&self, language: &str, metered: bool) -> Result<Arc<Prepared>, HostError> {
+        let manifest = self.languages.by_name(language)?;
+        let key = (manifest.name.clone(), metered);
+        if let Some(p) = self.lock_prepared().get(&key) {
+            return Ok(p.clone());
+        }
+        let slot = self.slot(metered)?;
+        let component_path = self.config.components_dir.join(&manifest.component);
+        let on_compile = |path: &Path| {
+            tracing::info!(language = %manifest.name, component = %path.display(), "compiling component");
+            if let Some(sink) = &self.events {
+                sink(&RuntimeEvent::Compiling { language: manifest.name.clone(), component: path.to_owned() });
+            }
+        };
+        let loaded = self.cache.load(&slot.engine, &slot.fingerprint, &manifest.name, &component_path, &on_compile)?;
+        let mut linker: Linker<HostState> = Linker::new(&slot.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::kernel::add_to_linker(&mut linker)?;
+        let instance_pre = linker.instantiate_pre(&loaded.component).map_err(|e| HostError::Compile {
+            path: component_path.clone(),
+            reason: format!("it does not fit the llmos `language` world: {e:#}"),
+        })?;
+        let pre = LanguagePre::new(instance_pre).map_err(|e| HostError::Compile {
+            path: component_path.clone(),
+            reason: format!("it does not export `llmos:kernel/interpreter`: {e:#}"),
+        })?;
+        let prepared = Arc::new(Prepared {
+            language: manifest.clone(),
+            pre,
+            cache: loaded.status,
+            load_ms: loaded.millis,
+        });
+        self.lock_prepared().insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<(String, bool), Arc<Prepared>>> {
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run one artifact in a fresh sandbox and report how it ended.
+    ///
+    /// `Err` only for host problems (unknown language, missing component...);
+    /// everything the artifact does, including every limit it hits, is an `Ok(Outcome)`.
+    pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
+        req.limits.validate()?;
+        let prepared = self.prepare(&req.language, req.limits.fuel.is_some())?;
+        Ok(run_prepared(&prepared, req).await)
+    }
+}
+
+/// Run an artifact on an already prepared language.
+pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
+    let limits = &req.limits;
+    let engine = prepared.pre.engine();
+    let mut store = Store::new(engine, HostState::new(&req.artifact_id, limits, req.seed));
+    store.limiter(|s| &mut s.limiter);
+    let metered = limits.fuel.is_some();
+    if let Some(fuel) = limits.fuel {
+        // Both only fail when the engine has fuel disabled, which `prepare`
+        // rules out by choosing the engine from `limits.fuel`.
+        let _ = store.set_fuel(fuel);
+        let _ = store.fuel_async_yield_interval(Some(limits::FUEL_YIELD_INTERVAL));
+    }
+    store.set_epoch_deadline(limits.epoch_ticks());
+    store.epoch_deadline_trap();
+
+    let start = Instant::now();
+    // The epoch deadline stops running wasm; the tokio timeout (one tick
+    // later) also stops a guest blocked inside a host call, e.g. a sleep.
+    let result = tokio::time::timeout(limits.timeout + limits::EPOCH_TICK, async {
+        let instance = prepared.pre.instantiate_async(&mut store).await?;
+        instance
+            .llmos_kernel_interpreter()
+            .call_run(&mut store, &req.source, &req.filename)
+            .await
+    })
+    .await;
+    let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+
+    let fuel_consumed = limits
+        .fuel
+        .filter(|_| metered)
+        .map(|initial| initial.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let state = store.into_data();
+    let memory_denied = state.limiter.denied();
+    let (status, value, error, trap) = match result {
+        Err(_elapsed) => (
+            Status::Timeout,
+            None,
+            None,
+            Some(TrapInfo { message: "wall-clock timeout while blocked in a host call".into(), backtrace: None }),
+        ),
+        Ok(Ok(Ok(success))) => (Status::Ok, success.value, None, None),
+        Ok(Ok(Err(guest))) => {
+            let error = GuestError::from(guest);
+            let status = match (error.kind, error.exit_code) {
+                (ErrorKind::Exit, Some(0)) => Status::Ok,
+                _ if memory_denied => Status::MemoryLimit,
+                _ => Status::Error,
+            };
+            (status, None, Some(error), None)
+        }
+        Ok(Err(err)) => {
+            let trap = TrapInfo {
+                message: format!("{err:#}"),
+                backtrace: err.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string()),
+            };
+            match limits::classify(&err, memory_denied) {
+                Abort::Exit(code) => {
+                    let status = if code == 0 { Status::Ok } else { Status::Error };
+                    (status, None, Some(exit_error(code)), None)
+                }
+                Abort::Status(s) => (s, None, None, Some(trap)),
+            }
+        }
+    };
+
+    let stdout = state.stdout.captured();
+    let stderr = state.stderr.captured();
+    let mut truncated = Vec::new();
+    for (name, t) in [("stdout", stdout.truncated), ("stderr", stderr.truncated), ("logs", state.log.truncated())] {
+        if t {
+            truncated.push(name.to_string());
+        }
+    }
+    Outcome {
+        status,
+        language: prepared.language.name.clone(),
+        stdout: stdout.text,
+        stderr: stderr.text,
+        value,
+        error,
+        trap,
+        fuel_consumed,
+        memory_peak_bytes: state.limiter.peak(),
+        duration_ms,
+        logs: state.log.into_records(),
+        truncated,
+    }
+}
+
+/// The error record of a WASI `exit` (e.g. Python's `os._exit`).
+fn exit_error(code: i32) -> GuestError {
+    GuestError {
+        kind: ErrorKind::Exit,
+        class: "Exit".into(),
+        message: format!("exited with code {code}"),
+        line: None,
+        column: None,
+        stack: Vec::new(),
+        exit_code: Some(code),
+    }
+}

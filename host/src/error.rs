@@ -1,0 +1,50 @@
+//! Host errors: everything that is not the artifact's fault.
+//!
+//! An artifact that throws, traps or exceeds a limit is not an error here: it
+//! is an [`Outcome`](crate::Outcome). A `HostError` means llmos itself could not
+//! run the artifact (unknown language, missing component, unreadable cache...).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("unknown language `{name}` (known: {known})")]
+    UnknownLanguage { name: String, known: String },
+
+    #[error("cannot tell the language of `{path}` from its extension; pass --lang (known: {known})")]
+    UndetectedLanguage { path: PathBuf, known: String },
+
+    #[error("component `{path}` is missing; build the guests with `make guests`")]
+    ComponentMissing { path: PathBuf },
+
+    #[error("invalid language manifest `{path}`: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot compile component `{path}`: {reason}")]
+    Compile { path: PathBuf, reason: String },
+
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
+
+    #[error("wasmtime: {0:#}")]
+    Wasmtime(wasmtime::Error),
+}
+
+impl From<wasmtime::Error> for HostError {
+    fn from(e: wasmtime::Error) -> Self {
+        HostError::Wasmtime(e)
+    }
+}
+
+impl HostError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        HostError::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,158 @@
+//! Language manifests: which component runs which artifacts.
+//!
+//! Each `*.toml` in `<system volume>/languages/` declares one guest language.
+//! A new language is a manifest plus a component implementing the `language`
+//! world: no host change.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::HostError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Canonical name, e.g. `python`.
+    pub name: String,
+    /// Other names accepted by `--lang`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// File extensions (without the dot) that select this language.
+    pub extensions: Vec<String>,
+    /// Component file name, relative to the components directory.
+    pub component: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl Manifest {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, HostError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| HostError::Manifest {
+            path: path.to_owned(),
+            reason: e.message().to_string(),
+        })?;
+        let bad = |reason: &str| HostError::Manifest { path: path.to_owned(), reason: reason.into() };
+        let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ident(&m.name) || !m.aliases.iter().all(|a| ident(a)) {
+            return Err(bad("names and aliases must be non-empty [A-Za-z0-9_-]"));
+        }
+        if m.extensions.is_empty() || !m.extensions.iter().all(|e| ident(e)) {
+            return Err(bad("extensions must be a non-empty list of bare extensions like \"py\""));
+        }
+        if m.component.is_empty() || m.component.contains(['/', '\\']) || m.component.starts_with('.') {
+            return Err(bad("component must be a plain file name in the components directory"));
+        }
+        Ok(m)
+    }
+
+    fn answers_to(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
+}
+
+/// All languages known to this kernel.
+#[derive(Debug, Clone, Default)]
+pub struct Languages {
+    list: Vec<Manifest>,
+}
+
+impl Languages {
+    /// Load every manifest in `dir`, in name order. Duplicate names, aliases
+    /// or extensions are errors naming the second manifest.
+    pub fn load(dir: &Path) -> Result<Self, HostError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| HostError::io(dir, e))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let mut langs = Languages::default();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| HostError::io(&path, e))?;
+            langs.add(Manifest::parse(&text, &path)?, &path)?;
+        }
+        Ok(langs)
+    }
+
+    pub fn add(&mut self, m: Manifest, path: &Path) -> Result<(), HostError> {
+        for other in &self.list {
+            let clash = std::iter::once(&m.name).chain(&m.aliases).find(|n| other.answers_to(n));
+            let ext = m.extensions.iter().find(|e| other.extensions.contains(e));
+            if let Some(what) = clash.map(|n| format!("name `{n}`")).or(ext.map(|e| format!("extension `.{e}`"))) {
+                return Err(HostError::Manifest {
+                    path: path.to_owned(),
+                    reason: format!("{what} is already claimed by language `{}`", other.name),
+                });
+            }
+        }
+        self.list.push(m);
+        Ok(())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Manifest> {
+        self.list.iter()
+    }
+
+    fn known(&self) -> String {
+        self.list.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Find a language by name or alias.
+    pub fn by_name(&self, name: &str) -> Result<&Manifest, HostError> {
+        self.list
+            .iter()
+            .find(|m| m.answers_to(name))
+            .ok_or_else(|| HostError::UnknownLanguage { name: name.into(), known: self.known() })
+    }
+
+    /// Find a language by a file's extension.
+    pub fn for_path(&self, path: &Path) -> Result<&Manifest, HostError> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        self.list
+            .iter()
+            .find(|m| m.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)))
+            .ok_or_else(|| HostError::UndetectedLanguage { path: path.to_owned(), known: self.known() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, HostError> {
+        Manifest::parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn valid_and_invalid_manifests() {
+        let ok = parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"lua.wasm\"\n");
+        assert!(ok.is_ok());
+        assert!(parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"lua.wasm\"\ncolour = 1\n")
+            .is_err_and(|e| e.to_string().contains("colour")));
+        assert!(parse("name = \"lua\"\nextensions = []\ncomponent = \"lua.wasm\"\n").is_err());
+        assert!(parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"../x.wasm\"\n").is_err());
+        assert!(parse("name = \"\"\nextensions = [\"lua\"]\ncomponent = \"x.wasm\"\n").is_err());
+    }
+
+    #[test]
+    fn lookup_and_clashes() {
+        let mut l = Languages::default();
+        let p = Path::new("x.toml");
+        let m = |n: &str, e: &str| Manifest {
+            name: n.into(),
+            aliases: vec![],
+            extensions: vec![e.into()],
+            component: format!("{n}.wasm"),
+            description: String::new(),
+        };
+        assert!(l.add(m("python", "py"), p).is_ok());
+        assert!(l.add(m("ruby", "rb"), p).is_ok());
+        assert!(l.add(m("snake", "py"), p).is_err());
+        assert!(l.add(m("PYTHON", "pyx"), p).is_err());
+        assert_eq!(l.by_name("Ruby").map(|m| m.name.as_str()).ok(), Some("ruby"));
+        assert_eq!(l.for_path(Path::new("a/b.PY")).map(|m| m.name.as_str()).ok(), Some("python"));
+        assert!(l.for_path(Path::new("a/b.txt")).is_err());
+        assert!(l.by_name("cobol").is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! Every limit of a run in one place, and how Wasmtime enforces each.
+//!
+//! | limit        | enforced by                                                        | outcome          |
+//! |--------------|--------------------------------------------------------------------|------------------|
+//! | fuel         | `Config::consume_fuel` + `Store::set_fuel`                         | `out_of_fuel`    |
+//! | memory       | [`MemoryLimiter`], a `ResourceLimiter` on the store                | `memory_limit`   |
+//! | wall clock   | epoch interruption ([`EpochTicker`]) + a tokio timeout for guests blocked in a host call | `timeout` |
+//! | output       | bounded capture pipes ([`crate::output`]) and the log API         | `output_limit`   |
+//! | wasm stack   | `Config::max_wasm_stack`                                           | `stack_overflow` |
+//!
+//! Outcomes are classified by the *type* of the error Wasmtime returns
+//! ([`classify`]), never by matching message strings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmtime::{Engine, ResourceLimiter, Trap};
+
+use crate::error::HostError;
+use crate::outcome::Status;
+use crate::output::OutputLimitExceeded;
+
+/// Per-run limits. `fuel: None` runs on the un-metered engine (epoch deadline only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Deterministic CPU budget in Wasmtime fuel units (≈ one per wasm instruction).
+    pub fuel: Option<u64>,
+    /// Maximum linear memory, in bytes, summed over all memories of the instance.
+    pub memory_bytes: u64,
+    /// Wall-clock budget for instantiation plus the run.
+    #[serde(serialize_with = "ser_duration_ms")]
+    pub timeout: Duration,
+    /// Maximum bytes captured per stream: stdout, stderr, and log text.
+    pub output_bytes: usize,
+    /// Maximum number of log records per run.
+    pub log_records: usize,
+}
+
+/// Fuel for roughly one second of guest work on this class of machine.
+pub const DEFAULT_FUEL: u64 = 4_000_000_000;
+pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_OUTPUT_BYTES: usize = 1 << 20;
+pub const DEFAULT_LOG_RECORDS: usize = 10_000;
+
+/// Maximum size of the wasm call stack (native stack used by compiled wasm).
+pub const MAX_WASM_STACK: usize = 1 << 20;
+/// Size of the fiber stack an async call runs on; must exceed [`MAX_WASM_STACK`].
+pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
+/// Maximum table elements (the Python component needs ~64 K).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Maximum instances / tables / memories per store.
+pub const MAX_INSTANCES: usize = 64;
+pub const MAX_TABLES: usize = 64;
+pub const MAX_MEMORIES: usize = 8;
+
+/// How often the engine's epoch advances: the resolution of the wall-clock limit.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// A metered guest yields to the async executor after this much fuel, so many
+/// runs can share a thread fairly.
+pub const FUEL_YIELD_INTERVAL: u64 = 50_000_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: Some(DEFAULT_FUEL),
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            timeout: DEFAULT_TIMEOUT,
+            output_bytes: DEFAULT_OUTPUT_BYTES,
+            log_records: DEFAULT_LOG_RECORDS,
+        }
+    }
+}
+
+impl Limits {
+    /// Epoch ticks until the deadline, rounded up, at least one.
+    pub fn epoch_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        (self.timeout.as_nanos().div_ceil(tick)).max(1) as u64
+    }
+
+    pub fn validate(&self) -> Result<(), HostError> {
+        if self.fuel == Some(0) {
+            return Err(HostError::InvalidLimit("fuel must be positive".into()));
+        }
+        if self.memory_bytes < (1 << 20) {
+            return Err(HostError::InvalidLimit("memory must be at least 1MiB".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(HostError::InvalidLimit("timeout must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Parse a size: `1048576`, `512K`, `64M`, `128MiB`, `1G`, `2GB` (binary units).
+pub fn parse_size(text: &str) -> Result<u64, HostError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| HostError::InvalidLimit(format!("`{text}` is not a size (try 128MiB)")))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(HostError::InvalidLimit(format!("`{text}` has an unknown unit (use K, M or G)"))),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| HostError::InvalidLimit(format!("`{text}` is too large")))
+}
+
+/// Parse a duration: `10s`, `500ms`, `1.5s`, `2m`, `100us`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, HostError> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| HostError::InvalidLimit(format!("`{text}` is not a duration (try 10s or 500ms)")))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(HostError::InvalidLimit(format!("`{text}` has an unknown unit (use ms, s or m)"))),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(HostError::InvalidLimit(format!("`{text}` is out of range")));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The store's `ResourceLimiter`: caps linear memory and tables, and records
+/// the peak and whether the guest was ever refused memory.
+///
+/// A refused growth is reported to the guest as a failed `memory.grow` (its
+/// allocator then raises the language's own out-of-memory error) rather than
+/// trapping, so an artifact can catch `MemoryError` and carry on. The run is
+/// classified `memory_limit` if it then fails in any way.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: u64,
+    current: u64,
+    peak: u64,
+    denied: bool,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: u64) -> Self {
+        MemoryLimiter { limit, current: 0, peak: 0, denied: false }
+    }
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+    pub fn denied(&self) -> bool {
+        self.denied
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grow = desired.saturating_sub(current) as u64;
+        let total = self.current.saturating_add(grow);
+        if total > self.limit {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.current = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] on a background thread,
+/// for as long as it lives. Stores turn the epoch into a wall-clock deadline.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("llmos-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How a run that Wasmtime aborted with an error ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// A limit or trap, with the outcome status it maps to.
+    Status(Status),
+    /// The guest called `exit` (WASI) with this code.
+    Exit(i32),
+}
+
+/// Classify an error returned by a guest call, by type.
+///
+/// `memory_denied` says whether the memory limiter refused a growth during
+/// the run: a guest that then dies (an allocator abort, an `unreachable`) is
+/// reported as `memory_limit`, not as a generic trap.
+pub fn classify(err: &wasmtime::Error, memory_denied: bool) -> Abort {
+    if err.downcast_ref::<OutputLimitExceeded>().is_some() {
+        return Abort::Status(Status::OutputLimit);
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Abort::Exit(exit.0);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Abort::Status(Status::OutOfFuel),
+        Some(Trap::Interrupt) => Abort::Status(Status::Timeout),
+        Some(Trap::StackOverflow) => Abort::Status(Status::StackOverflow),
+        _ if memory_denied => Abort::Status(Status::MemoryLimit),
+        _ => Abort::Status(Status::Trap),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128MiB").ok(), Some(128 << 20));
+        assert_eq!(parse_size("64m").ok(), Some(64 << 20));
+        assert_eq!(parse_size("1G").ok(), Some(1 << 30));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").ok(), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms").ok(), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5").ok(), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn limiter_tracks_peak_and_denial() {
+        let mut l = MemoryLimiter::new(10 << 20);
+        assert!(l.memory_growing(0, 4 << 20, None).unwrap_or(false));
+        assert!(l.memory_growing(4 << 20, 8 << 20, None).unwrap_or(false));
+        assert!(!l.denied());
+        assert!(!l.memory_growing(8 << 20, 16 << 20, None).unwrap_or(true));
+        assert!(l.denied());
+        assert_eq!(l.peak(), 8 << 20);
+    }
+
+    #[test]
+    fn epoch_ticks_round_up() {
+        let l = Limits { timeout: Duration::from_millis(1), ..Limits::default() };
+        assert_eq!(l.epoch_ticks(), 1);
+        let l = Limits { timeout: Duration::from_secs(1), ..Limits::default() };
+        assert_eq!(l.epoch_ticks(), 200);
+    }
+
+    #[test]
+    fn classification_is_by_type() {
+        let fuel = wasmtime::Error::from(Trap::OutOfFuel);
+        assert_eq!(classify(&fuel, false), Abort::Status(Status::OutOfFuel));
+        let fuel_ctx = wasmtime::Error::from(Trap::OutOfFuel).context("while running");
+        assert_eq!(classify(&fuel_ctx, true), Abort::Status(Status::OutOfFuel));
+        let int = wasmtime::Error::from(Trap::Interrupt);
+        assert_eq!(classify(&int, false), Abort::Status(Status::Timeout));
+        let stack = wasmtime::Error::from(Trap::StackOverflow);
+        assert_eq!(classify(&stack, false), Abort::Status(Status::StackOverflow));
+        let unreachable = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        assert_eq!(classify(&unreachable, false), Abort::Status(Status::Trap));
+        assert_eq!(classify(&unreachable, true), Abort::Status(Status::MemoryLimit));
+        // A message that merely *looks* like a fuel trap is not one.
+        let fake = wasmtime::format_err!("all fuel consumed by WebAssembly");
+        assert_eq!(classify(&fake, false), Abort::Status(Status::Trap));
+        let exit = wasmtime::Error::from(wasmtime_wasi::I32Exit(3));
+        assert_eq!(classify(&exit, false), Abort::Exit(3));
+        let out = wasmtime::Error::from(OutputLimitExceeded { stream: "stdout", limit: 10 });
+        assert_eq!(classify(&out, false), Abort::Status(Status::OutputLimit));
+    }
+}

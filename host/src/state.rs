@@ -1,0 +1,55 @@
+//! The per-run host state stored in each `Store`.
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::kernel::log::LogCtx;
+use crate::limits::{Limits, MemoryLimiter};
+use crate::output::CapturePipe;
+
+pub struct HostState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub stdout: CapturePipe,
+    pub stderr: CapturePipe,
+    pub log: LogCtx,
+}
+
+impl HostState {
+    /// A sandbox with no capabilities: no preopened directories, no
+    /// environment, no arguments, no network, an empty stdin, and stdout and
+    /// stderr captured into bounded pipes. Clocks and randomness come from the
+    /// host; `seed` makes randomness deterministic (for replay).
+    pub fn new(artifact: &str, limits: &Limits, seed: Option<u64>) -> Self {
+        let stdout = CapturePipe::new("stdout", limits.output_bytes);
+        let stderr = CapturePipe::new("stderr", limits.output_bytes);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(seed) = seed {
+            use rand::SeedableRng;
+            b.secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+                .insecure_random(rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed))
+                .insecure_random_seed(u128::from(seed));
+        }
+        HostState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            stdout,
+            stderr,
+            log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
