@@ -108,6 +108,7 @@ import llmos  # the kernel API for artifacts (volumes/system/kernel/python)
 
 from componentize_py_types import Err
 from wit_world import exports
+from wit_world.imports import process as _wit_process
 from wit_world.exports.interpreter import (
     ErrorKind,
     Frame,
@@ -255,8 +256,8 @@ def _warm_up():
 # never lost and nothing accumulates in Python memory. componentize-py runs
 # CPython unbuffered (a write-through TextIOWrapper straight over FileIO), but
 # FileIO.write may write only part of a large string (the WASI stream takes
-# at most 64 KiB per call) and TextIOWrapper silently drops the rest: a 1 MB
-# print came out as 64 KiB. So each stream becomes a write-through
+# at most 64 KiB per call under some hosts) and TextIOWrapper silently drops
+# the rest: a 1 MB print came out as 64 KiB. So each stream becomes a write-through
 # TextIOWrapper over a raw stream whose write() loops until every byte is out.
 # (This costs about the same per print as componentize-py's own setup; a
 # flush-after-every-write BufferedWriter was ~40% slower.)
@@ -279,7 +280,7 @@ class _WasiStream(io.RawIOBase):
 
     def write(self, data, _os_write=os.write, _memoryview=memoryview):
         view = _memoryview(data).cast("B")
-        total = len(view)
+        total = view.nbytes
         done = 0
         while done < total:
             n = _os_write(self._fd, view[done:])
@@ -306,6 +307,33 @@ def _setup_streams():
 _original_streams = []  # kept alive so their finalisers never run
 _setup_streams()
 
+# os._exit(n) ends the run at once with exactly n. WASI's own exit (what
+# CPython's os._exit calls) can only say success or failure, so the host would
+# see 1 for any n != 0; the kernel's `process.exit` carries the code.
+_posix_exit = os._exit
+_index = operator.index
+
+
+def _exit(status):
+    """Exit to the system with the specified status, without normal exit
+    processing (no handlers, no finally blocks). Output written so far is
+    kept."""
+    code = _index(status)
+    if not -0x80000000 <= code <= 0x7FFFFFFF:
+        raise OverflowError("Python int too large to convert to C int")
+    _flush_streams()
+    _wit_process.exit(code)
+    _posix_exit(code)  # not reached: the host ends the run
+
+
+os._exit = _exit
+try:
+    import posix
+
+    posix._exit = _exit
+except ImportError:
+    pass
+
 # The environment must be empty at run time (componentize-py sets PYTHONHOME,
 # PYTHONPATH, PYTHONUNBUFFERED during the build) and argv neutral.
 os.environ.clear()
@@ -319,14 +347,15 @@ _VERSION = "CPython %s (componentize-py 0.25.1)" % sys.version.split()[0]
 # Bound now, so an artifact that monkeypatches builtins or stdlib modules
 # cannot break error reporting.
 _BaseException = BaseException
-_Exception = Exception
 _SystemExit = SystemExit
 _SyntaxError = SyntaxError
+_MemoryError = MemoryError
 _isinstance = isinstance
 _repr = repr
 _str = str
 _int = int
 _len = len
+_list = list
 _type = type
 _exec = exec
 _eval = eval
@@ -361,6 +390,20 @@ def _safe_str(obj):
             return "<unprintable object>"
 
 
+# Longest value or message the guest returns, in characters. Lowering a huge
+# string into the component result needs a second, UTF-8 copy of it; under a
+# memory cap that allocation fails inside componentize-py's runtime, which
+# then traps. Clipping keeps the result small whatever the artifact does.
+_MAX_TEXT = 1 << 20
+
+
+def _clip(text):
+    if _len(text) <= _MAX_TEXT:
+        return text
+    omitted = _len(text) - _MAX_TEXT
+    return text[:_MAX_TEXT] + "... [%d more characters]" % omitted
+
+
 def _class_name(exc):
     try:
         return _str(_type(exc).__name__)
@@ -387,10 +430,29 @@ def _u32(value):
     return None
 
 
+def _summaries(tb):
+    """FrameSummaries of a traceback chain, outermost first. A chain longer
+    than _LONG_CHAIN (deep recursion under a raised recursion limit) is
+    summarised by its two ends only; _shorten keeps no more than that."""
+    length = 0
+    walk = tb
+    while walk is not None and length <= _LONG_CHAIN:
+        length += 1
+        walk = walk.tb_next
+    if length <= _LONG_CHAIN:
+        return _list(_extract_tb(tb))
+    return _list(_extract_tb(tb, limit=_LONG_CHAIN // 4)) + _list(
+        _extract_tb(tb, limit=-(_LONG_CHAIN // 2))
+    )
+
+
+_LONG_CHAIN = 2000
+
+
 def _stack(exc, filename, lines):
     """The artifact's frames of `exc`'s traceback, outermost first."""
     frames = []
-    for fs in _extract_tb(exc.__traceback__):
+    for fs in _summaries(exc.__traceback__):
         if fs.filename != filename:
             continue
         lineno = fs.lineno if _isinstance(fs.lineno, _int) and fs.lineno > 0 else 0
@@ -408,6 +470,32 @@ def _stack(exc, filename, lines):
             )
         )
     return _shorten(frames)
+
+
+def _release(exc):
+    """Drop `exc`'s traceback innermost frame first.
+
+    Freeing a traceback chain recurses once per frame in C (tb_dealloc ->
+    frame_dealloc -> ...), and CPython's guard against that measures the
+    shadow stack in linear memory, not the wasm stack: a chain of ~10^5
+    frames (possible after sys.setrecursionlimit) overflowed the wasm stack
+    and trapped. Unlinking the chain and freeing it from the inside out keeps
+    every step shallow."""
+    seen = 0
+    while exc is not None and seen < 100:
+        seen += 1
+        chain = []
+        tb = exc.__traceback__
+        while tb is not None:
+            chain.append(tb)
+            tb = tb.tb_next
+        exc.__traceback__ = None
+        for tb in chain:
+            tb.tb_next = None
+        tb = None
+        while chain:
+            chain.pop()
+        exc = exc.__context__
 
 
 # Deep recursion would report ~1000 frames. Like CPython's own traceback
@@ -450,13 +538,16 @@ def _exit_code(exc):
 
 def _runtime_error(exc, filename, lines):
     is_exit = _isinstance(exc, _SystemExit)
-    stack = _stack(exc, filename, lines)
+    try:
+        stack = _stack(exc, filename, lines)
+    except _BaseException:
+        stack = []  # e.g. the artifact broke `traceback`; still report the class
     innermost = stack[-1] if stack else None
     if is_exit:
         code = exc.code
-        message = "" if code is None else _safe_str(code)
+        message = "" if code is None else _clip(_safe_str(code))
     else:
-        message = _safe_str(exc)
+        message = _clip(_safe_str(exc))
     return GuestError(
         kind=ErrorKind.EXIT if is_exit else ErrorKind.RUNTIME,
         class_=_class_name(exc),
@@ -470,13 +561,13 @@ def _runtime_error(exc, filename, lines):
 
 def _syntax_error(exc):
     if _isinstance(exc, _SyntaxError):
-        message = exc.msg if _isinstance(exc.msg, _str) else _safe_str(exc)
+        message = _clip(exc.msg if _isinstance(exc.msg, _str) else _safe_str(exc))
         line = _u32(exc.lineno) or None
         column = _u32(exc.offset) or None if line else None
     else:
         # ValueError (e.g. null bytes), RecursionError or MemoryError while
         # parsing or compiling: still "could not be compiled".
-        message, line, column = _safe_str(exc), None, None
+        message, line, column = _clip(_safe_str(exc)), None, None
     return GuestError(
         kind=ErrorKind.SYNTAX,
         class_=_class_name(exc),
@@ -489,7 +580,7 @@ def _syntax_error(exc):
 
 
 def _flush_streams():
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+    for stream in (sys.stdout, sys.stderr, _STDOUT, _STDERR):
         try:
             if stream is not None:
                 stream.flush()
@@ -497,13 +588,26 @@ def _flush_streams():
             pass
 
 
-def _run(source, filename):
-    """Returns Success or GuestError; may raise only if reporting fails."""
+_STDOUT = sys.stdout
+_STDERR = sys.stderr
+
+
+def _reset_process_state(filename):
+    # Undo what an earlier run in this instance may have changed.
+    sys.stdout = sys.__stdout__ = _STDOUT
+    sys.stderr = sys.__stderr__ = _STDERR
+    sys.argv = [filename]  # as `python FILENAME` would
     try:
-        _seed()  # draw randomness from the host; the snapshot's state is shared
+        _seed()  # draw randomness from the host: the snapshot's state is shared
     except _BaseException:
         pass
-    sys.argv = [filename]
+
+
+def _run(source, filename):
+    """Returns Success or GuestError; may raise only if reporting fails."""
+    _reset_process_state(filename)
+    if source.startswith("\ufeff"):
+        source = source[1:]  # a UTF-8 byte order mark, as `python FILE` skips it
 
     # Phase 1: parse and compile everything before running anything.
     try:
@@ -511,6 +615,7 @@ def _run(source, filename):
         body = tree.body
         expr_code = None
         if body and _isinstance(body[-1], _ast_Expr):
+            # Like a REPL: the value of a trailing expression is the result.
             last = body.pop()
             expr_code = _compile(
                 _ast_Expression(body=last.value), filename, "eval", dont_inherit=True
@@ -519,7 +624,7 @@ def _run(source, filename):
     except _BaseException as exc:
         return _syntax_error(exc)
     finally:
-        tree = body = None
+        tree = body = last = None
 
     # Tracebacks (ours and the artifact's own traceback.print_exc()) read
     # source lines from linecache; serve them from memory, never the disk.
@@ -538,16 +643,27 @@ def _run(source, filename):
     env["__file__"] = filename
     previous_main = _sys_modules.get("__main__")
     _sys_modules["__main__"] = main
+    value = None
     try:
         _exec(module_code, env)
-        if expr_code is None:
-            return Success(value=None)
-        value = _eval(expr_code, env)
-        return Success(value=None if value is None else _repr(value))
+        if expr_code is not None:
+            value = _eval(expr_code, env)
+            if value is not None:
+                return Success(value=_clip(_repr(value)))
+        return Success(value=None)
     except _BaseException as exc:
         try:
+            value = None
+            if _isinstance(exc, _MemoryError):
+                # The artifact's data may fill the heap; release it so the
+                # report (and lowering it) can allocate.
+                env.clear()
             return _runtime_error(exc, filename, lines)
         finally:
+            try:
+                _release(exc)
+            except _BaseException:
+                pass
             exc = None
     finally:
         value = None

@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::llmos::kernel::interpreter;
-pub use llmos::kernel::log;
+pub use llmos::kernel::{log, process};

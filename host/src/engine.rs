@@ -268,7 +268,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
         }
         Ok(Err(err)) => {
             let trap = TrapInfo {
-                message: format!("{err:#}"),
+                message: trap_message(&err),
                 backtrace: err.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string()),
             };
             match limits::classify(&err, memory_denied) {
@@ -315,5 +315,13 @@ fn exit_error(code: i32) -> GuestError {
         column: None,
         stack: Vec::new(),
         exit_code: Some(code),
+    }
+}
+
+/// The cause of a trap, without the backtrace wasmtime adds as context.
+fn trap_message(err: &wasmtime::Error) -> String {
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
     }
 }

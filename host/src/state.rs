@@ -4,6 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::kernel::log::LogCtx;
+use crate::kernel::process::ProcessCtx;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::output::CapturePipe;
 
@@ -14,6 +15,7 @@ pub struct HostState {
     pub stdout: CapturePipe,
     pub stderr: CapturePipe,
     pub log: LogCtx,
+    pub process: ProcessCtx,
 }
 
 impl HostState {
@@ -44,6 +46,7 @@ impl HostState {
             stdout,
             stderr,
             log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
+            process: ProcessCtx,
         }
     }
 }

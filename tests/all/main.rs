@@ -1,1 +1,10 @@
+//! llmos integration tests: real guest components on real Wasmtime engines.
+//!
+//! Run with `make test` (which builds the guests first).
 
+mod cache;
+mod cli;
+mod javascript;
+mod limits;
+mod python;
+mod sandbox;

@@ -27,6 +27,8 @@ use llmos::kernel::log as klog;
 
 /// The prelude, evaluated before the artifact under its own file name.
 const PRELUDE: &str = include_str!("prelude.js");
+/// The same prelude precompiled to QuickJS bytecode by build.rs.
+const PRELUDE_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prelude.qjsbc"));
 /// File name of the prelude in QuickJS stack traces (never an artifact's).
 const PRELUDE_FILE: &str = "<llmos:prelude>";
 /// Used when the host passes an empty file name.
@@ -38,6 +40,8 @@ const BALLAST_BYTES: usize = 1 << 20;
 thread_local! {
     /// Set by `kernel.exit(code)`; the run ends with an `exit` error.
     static EXIT_CODE: Cell<Option<i32>> = const { Cell::new(None) };
+    /// State of `Math.random` (xoshiro256**), seeded at the start of each run.
+    static RNG: Cell<[u64; 4]> = const { Cell::new([1, 2, 3, 4]) };
 }
 
 struct Component;
@@ -82,6 +86,7 @@ fn internal_error(message: impl Into<String>) -> GuestError {
 
 fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
     EXIT_CODE.with(|c| c.set(None));
+    seed_random();
     // Initialise std's stdout/stderr (and their buffers) while memory is plentiful.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -99,8 +104,8 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
         let mut run = Run { ctx: ctx.clone(), filename, helpers: None, ballast: &mut ballast };
         run.run(source)
     });
-    drop(context);
-    drop(rt);
+    std::mem::forget(context);
+    std::mem::forget(rt);
     result
 }
 
@@ -164,7 +169,18 @@ impl<'a, 'js> Run<'a, 'js> {
                             qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_ASYNC,
                         ) {
                             Ok(f) => (f, Mode::AsyncScript),
-                            Err(_) => return Err(self.compile_error(exc)),
+                            Err(exc2) => {
+                                // Report whichever parse got further: a
+                                // script with top-level await fails the plain
+                                // parse at its first `await`.
+                                let plain = self.compile_error(exc);
+                                let with_await = self.compile_error(exc2);
+                                let pos = |e: &GuestError| (e.line.unwrap_or(0), e.column.unwrap_or(0));
+                                if pos(&with_await) > pos(&plain) {
+                                    return Err(with_await);
+                                }
+                                return Err(plain);
+                            }
                         }
                     } else {
                         return Err(self.compile_error(exc));
@@ -187,28 +203,29 @@ impl<'a, 'js> Run<'a, 'js> {
 
         self.drain_jobs()?;
 
-        let value = if value.is_promise() || mode != Mode::Script {
+        let mut value = value;
+        if mode != Mode::Script {
+            // Module and async-script evaluation return a promise.
             match self.settle(&value) {
-                Settled::Fulfilled(v) => {
-                    if mode == Mode::Module {
-                        return Ok(None);
-                    }
-                    if mode == Mode::AsyncScript {
-                        match v.as_object().map(|o| o.get::<_, Value>("value")) {
-                            Some(Ok(inner)) => inner,
-                            _ => return Ok(None),
-                        }
-                    } else {
-                        v
+                Settled::Fulfilled(v) if mode == Mode::AsyncScript => {
+                    // ... of `{ value: completion }`
+                    match v.as_object().map(|o| o.get::<_, Value>("value")) {
+                        Some(Ok(inner)) => value = inner,
+                        _ => return Ok(None),
                     }
                 }
+                Settled::Fulfilled(_) | Settled::Pending => return Ok(None),
                 Settled::Rejected(reason) => return Err(self.error_from(reason, ErrorKind::Runtime)),
-                Settled::Pending => return Ok(None),
-                Settled::NotAPromise => value,
+                Settled::NotAPromise => {}
             }
-        } else {
-            value
-        };
+        }
+        // A promise completion value stands for its outcome.
+        match self.settle(&value) {
+            Settled::Fulfilled(v) => value = v,
+            Settled::Rejected(reason) => return Err(self.error_from(reason, ErrorKind::Runtime)),
+            Settled::Pending => return Ok(None),
+            Settled::NotAPromise => {}
+        }
 
         if value.is_undefined() {
             return Ok(None);
@@ -219,16 +236,23 @@ impl<'a, 'js> Run<'a, 'js> {
     fn install_prelude(&mut self) -> Result<(), GuestError> {
         let ctx = self.ctx.clone();
         let setup = || -> rquickjs::Result<Helpers<'js>> {
-            let mut opts = rquickjs::context::EvalOptions::default();
-            opts.global = true;
-            opts.strict = true;
-            opts.filename = Some(PRELUDE_FILE.to_string());
-            let factory: Function = ctx.eval_with_options(PRELUDE, opts)?;
+            let factory: Function = match load_prelude_bytecode(&ctx) {
+                Some(f) => f,
+                None => {
+                    // Bytecode rejected (never expected): parse the source.
+                    let mut opts = rquickjs::context::EvalOptions::default();
+                    opts.global = true;
+                    opts.strict = true;
+                    opts.filename = Some(PRELUDE_FILE.to_string());
+                    ctx.eval_with_options(PRELUDE, opts)?
+                }
+            };
             let native = Object::new(ctx.clone())?;
             native.set("write", Function::new(ctx.clone(), native_write)?)?;
             native.set("log", Function::new(ctx.clone(), native_log)?)?;
             native.set("exit", Function::new(ctx.clone(), native_exit)?)?;
             native.set("promiseState", Function::new(ctx.clone(), native_promise_state)?)?;
+            native.set("random", Function::new(ctx.clone(), native_random)?.with_name("random")?)?;
             let helpers: Object = factory.call((native,))?;
             Ok(Helpers { inspect: helpers.get("inspect")?, describe: helpers.get("describe")? })
         };
@@ -375,18 +399,15 @@ impl<'a, 'js> Run<'a, 'js> {
         }
 
         let mut described = self.describe(&exc);
-        if described.is_none() && exit_code().is_none() {
+        if described.is_err() && exit_code().is_none() && self.ballast.take().is_some() {
             // Most likely out of memory: give QuickJS the ballast back and retry.
-            if self.ballast.take().is_some() {
-                described = self.describe(&exc);
-            }
+            described = self.describe(&exc);
         }
-        if exit_code().is_some() {
+        let (class, message, stack) = match described {
+            Ok(d) => d,
             // `kernel.exit` called from a getter while describing the error.
-            return self.error_from(exc, kind);
-        }
-        let Some((class, message, stack)) = described else {
-            return fallback_error(&self.ctx, &exc, kind);
+            Err(Some(exit_exc)) if exit_code().is_some() => return self.error_from(exit_exc, kind),
+            Err(_) => return fallback_error(&self.ctx, &exc, kind),
         };
         let frames = parse_stack(&stack, self.filename);
         let (mut line, mut column) = innermost(&frames);
@@ -400,21 +421,50 @@ impl<'a, 'js> Run<'a, 'js> {
         GuestError { kind, class, message, line, column, stack: frames, exit_code: None }
     }
 
-    /// `[class, message, stack]` from the prelude's `describe`.
-    fn describe(&mut self, exc: &Value<'js>) -> Option<(String, String, String)> {
-        let helpers = self.helpers.as_ref()?;
+    /// `[class, message, stack]` from the prelude's `describe`; on failure,
+    /// the exception it threw, if any.
+    fn describe(&mut self, exc: &Value<'js>) -> Result<(String, String, String), Option<Value<'js>>> {
+        let Some(helpers) = self.helpers.as_ref() else { return Err(None) };
         let parts: Array = match helpers.describe.call((exc.clone(),)) {
             Ok(a) => a,
-            Err(_) => {
-                let _ = self.ctx.catch();
-                return None;
-            }
+            Err(_) => return Err(Some(self.ctx.catch())),
         };
         let get = |i: usize| -> Option<String> {
             let v: Value = parts.get(i).ok()?;
             js_string(&self.ctx, &v)
         };
-        Some((get(0)?, get(1)?, get(2)?))
+        match (get(0), get(1), get(2)) {
+            (Some(c), Some(m), Some(s)) => Ok((c, m, s)),
+            _ => {
+                let _ = self.ctx.catch();
+                Err(None)
+            }
+        }
+    }
+}
+
+/// Read and run the precompiled prelude; its completion value is the factory.
+fn load_prelude_bytecode<'js>(ctx: &Ctx<'js>) -> Option<Function<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: trusted bytecode written by build.rs with the same QuickJS-ng;
+    // JS_EvalFunction takes ownership of the function object.
+    unsafe {
+        let obj = qjs::JS_ReadObject(
+            raw,
+            PRELUDE_BYTECODE.as_ptr(),
+            PRELUDE_BYTECODE.len() as qjs::size_t,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        );
+        if qjs::JS_IsException(obj) {
+            let _ = ctx.catch();
+            return None;
+        }
+        let v = qjs::JS_EvalFunction(raw, obj);
+        if qjs::JS_IsException(v) {
+            let _ = ctx.catch();
+            return None;
+        }
+        Value::from_raw(ctx.clone(), v).into_function()
     }
 }
 
@@ -564,6 +614,45 @@ fn native_exit<'js>(ctx: Ctx<'js>, code: i32) -> rquickjs::Result<()> {
     }
     unsafe { qjs::JS_SetUncatchableError(raw_ctx, err.as_raw()) };
     Err(ctx.throw(err))
+}
+
+/// `Math.random()`: xoshiro256** seeded per run by [`seed_random`].
+fn native_random() -> f64 {
+    RNG.with(|c| {
+        let mut s = c.get();
+        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        c.set(s);
+        (result >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    })
+}
+
+/// Seed `Math.random` from WASI random (through std's hash keys), which the
+/// host can seed for reproducible runs; QuickJS-ng itself seeds from the clock.
+fn seed_random() {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6c6c_6d6f_7300);
+    let mut x = h.finish();
+    let mut state = [0u64; 4];
+    for word in state.iter_mut() {
+        // splitmix64
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        *word = z ^ (z >> 31);
+    }
+    if state == [0; 4] {
+        state[0] = 1;
+    }
+    RNG.with(|c| c.set(state));
 }
 
 /// `native.promiseState(v)`: `undefined` for a non-promise, else

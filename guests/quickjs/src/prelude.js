@@ -44,6 +44,8 @@
   const StrSplit = uncurry(String.prototype.split);
   const StrTrimEnd = uncurry(String.prototype.trimEnd);
   const StrPadStart = uncurry(String.prototype.padStart);
+  const StrToWellFormed = uncurry(String.prototype.toWellFormed);
+  const StrToUpperCase = uncurry(String.prototype.toUpperCase);
   const NumToString = uncurry(Number.prototype.toString);
   const RegExpTest = uncurry(RegExp.prototype.test);
   const RegExpToString = uncurry(RegExp.prototype.toString);
@@ -88,7 +90,7 @@
   const breakLength = 80;
   const compact = 3;
   const identRe = /^[a-zA-Z_$][a-zA-Z_$0-9]*$/;
-  const strEscapeRe = /[\x00-\x1f\x27\x5c\x7f-\x9f]/;
+  const strEscapeRe = /[\x00-\x1f\x27\x5c\x7f-\x9f\ud800-\udfff]/;
 
   function has(fn, v) {
     try { fn(v); return true; } catch (e) { return false; }
@@ -118,7 +120,14 @@
       if (c < 0x20) rep = meta[c];
       else if (c === 0x5c) rep = '\\\\';
       else if (c === StrCharCodeAt(q, 0)) rep = '\\' + q;
-      else if (c === 0x7f) rep = '\\x7F';
+      else if (c >= 0x7f && c <= 0x9f) rep = `\\x${StrToUpperCase(NumToString(c, 16))}`;
+      else if (c >= 0xd800 && c <= 0xdfff) {
+        if (c <= 0xdbff && i + 1 < str.length) {
+          const d = StrCharCodeAt(str, i + 1);
+          if (d >= 0xdc00 && d <= 0xdfff) { i++; continue; }
+        }
+        rep = `\\u${StrToUpperCase(NumToString(c, 16))}`;
+      }
       else continue;
       out += StrSlice(str, last, i) + rep;
       last = i + 1;
@@ -461,8 +470,8 @@
 
   function formatNoEntries() { return []; }
 
-  function formatWeakUnknown(ctx) {
-    return [ctx.seen.length > 0 ? '<items unknown>' : '<items unknown>'];
+  function formatWeakUnknown() {
+    return ['<items unknown>'];
   }
 
   function formatArrayBuffer(ctx, value) {
@@ -729,7 +738,8 @@
     if (groupIndent !== '') {
       text = groupIndent + ArrJoin(StrSplit(text, '\n'), '\n' + groupIndent);
     }
-    write(fd, text + '\n');
+    // Lone surrogates become U+FFFD, as node writes them.
+    write(fd, StrToWellFormed(text + '\n'));
   }
 
   const counts = new Map();
@@ -789,11 +799,11 @@
   // ------------------------------------------------------------ kernel
 
   function fieldValue(v) {
-    return typeof v === 'string' ? v : inspect(v);
+    return StrToWellFormed(typeof v === 'string' ? v : inspect(v));
   }
 
-  function makeLog(level) {
-    return function (message, fields) {
+  function makeLog(level, name) {
+    const fn = function (message, fields) {
       const msg = fieldValue(message);
       const flat = [];
       if (fields !== undefined && fields !== null) {
@@ -805,14 +815,16 @@
       }
       logWrite(level, msg, flat);
     };
+    defineProp(fn, 'name', { value: name });
+    return fn;
   }
 
   const kernel = freeze({
     log: freeze({
-      debug: makeLog(0),
-      info: makeLog(1),
-      warn: makeLog(2),
-      error: makeLog(3),
+      debug: makeLog(0, 'debug'),
+      info: makeLog(1, 'info'),
+      warn: makeLog(2, 'warn'),
+      error: makeLog(3, 'error'),
     }),
     exit(code = 0) {
       let c = NumberCtor(code);
@@ -821,6 +833,12 @@
     },
   });
   defineProp(globalThis, 'kernel', { value: kernel, writable: false, enumerable: false, configurable: false });
+
+  // ------------------------------------------------------------ Math.random
+
+  // QuickJS-ng seeds Math.random from the clock; the native replacement is
+  // seeded from WASI random, which the host can seed for reproducible runs.
+  defineProp(Math, 'random', { value: native.random, writable: true, enumerable: false, configurable: true });
 
   // ------------------------------------------------------------ guest helpers
 
@@ -840,9 +858,9 @@
       let cls = typeof p.name === 'string' && p.name !== '' ? p.name : 'Error';
       if (ctorName !== null && cls === 'Error') cls = ctorName;
       const message = p.message === undefined ? '' : safeString(p.message);
-      return [cls, message, typeof p.stack === 'string' ? p.stack : ''];
+      return [StrToWellFormed(cls), StrToWellFormed(message), typeof p.stack === 'string' ? p.stack : ''];
     }
-    return [typeName(e), safeString(e), ''];
+    return [typeName(e), StrToWellFormed(safeString(e)), ''];
   }
 
   return { inspect, describe };

@@ -4,6 +4,7 @@
 //! and an `add_to_linker` function.
 
 pub mod log;
+pub mod process;
 
 use wasmtime::component::Linker;
 
@@ -12,5 +13,6 @@ use crate::state::HostState;
 /// Add every kernel API to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     log::add_to_linker(linker, |s| &mut s.log)?;
+    process::add_to_linker(linker, |s| &mut s.process)?;
     Ok(())
 }

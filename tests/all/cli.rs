@@ -1,0 +1,143 @@
+//! The `llmos` binary: output formats and every exit code.
+
+use std::process::{Command, Output};
+
+use llmos_tests::{fixture_path, llmos_bin, repo, test_config};
+
+fn llmos(args: &[&str]) -> Output {
+    let cfg = test_config();
+    Command::new(llmos_bin())
+        .args(args)
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .current_dir(repo())
+        .output()
+        .expect("spawn llmos")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn path(rel: &str) -> String {
+    fixture_path(rel).display().to_string()
+}
+
+#[test]
+fn ok_run_exits_zero_with_the_documented_json_fields() {
+    let out = llmos(&["run", &path("python/hello.py"), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    for field in [
+        "status", "language", "stdout", "stderr", "value", "error", "fuel_consumed",
+        "memory_peak_bytes", "duration_ms", "logs",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}: {v}");
+    }
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["value"], "5.6");
+    assert!(v["error"].is_null());
+}
+
+#[test]
+fn human_output_shows_the_artifact_output_and_status() {
+    let out = llmos(&["run", &path("js/hello.js")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "primes: 2, 3, 5, 7, 11\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("✓ ok") && err.contains("=> 28"), "{err}");
+}
+
+#[test]
+fn failing_artifacts_exit_one() {
+    let out = llmos(&["run", &path("js/nested_error.js"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"]["class"], "TypeError");
+    assert_eq!(v["error"]["line"], 3);
+    assert_eq!(v["error"]["kind"], "runtime");
+
+    let out = llmos(&["run", &path("python/nested_error.py")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ZeroDivisionError") && err.contains("return a / b"), "{err}");
+
+    let out = llmos(&["run", &path("hostile/infinite_loop.py"), "--fuel", "10000000", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["status"], "out_of_fuel");
+
+    let out = llmos(&["run", &path("hostile/infinite_loop.js"), "--fuel", "none", "--timeout", "200ms", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["status"], "timeout");
+    assert!(json(&out)["fuel_consumed"].is_null());
+
+    let out = llmos(&["run", &path("hostile/memory_bomb.py"), "--memory", "64MiB", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["status"], "memory_limit");
+}
+
+#[test]
+fn language_flag_overrides_the_extension() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("snippet.txt");
+    std::fs::write(&f, "6 * 7").expect("write");
+    let f = f.display().to_string();
+    let out = llmos(&["run", &f, "--lang", "python", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["value"], "42");
+    // Without --lang the extension says nothing: a usage error.
+    let out = llmos(&["run", &f]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn usage_and_host_errors_exit_two_with_one_line() {
+    let cases: &[&[&str]] = &[
+        &["run", "/no/such/file.js"],
+        &["run", "README.md", "--lang", "cobol"],
+        &["run", "README.md"],
+        &["run", "tests/fixtures/js/hello.js", "--fuel", "lots"],
+        &["run", "tests/fixtures/js/hello.js", "--memory", "12X"],
+        &["run", "tests/fixtures/js/hello.js", "--timeout", "soon"],
+        &["run", "tests/fixtures/js/hello.js", "--no-such-flag"],
+        &["run"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let out = llmos(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+        if args.len() > 1 && !args.contains(&"--no-such-flag") {
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("llmos: error:"), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_component_exits_two_naming_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(llmos_bin())
+        .args(["run", &path("js/hello.js")])
+        .env("LLMOS_COMPONENTS", dir.path())
+        .env("LLMOS_CACHE_DIR", dir.path())
+        .env("LLMOS_SYSTEM_VOLUME", test_config().system_volume)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("make guests"));
+}
+
+#[test]
+fn languages_are_listed() {
+    let out = llmos(&["languages", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let names: Vec<_> = v.as_array().expect("array").iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["javascript", "python"]);
+}

@@ -1,0 +1,108 @@
+//! JavaScript (QuickJS) guest: values, output and error reports.
+
+use llmos::Status;
+use llmos::outcome::ErrorKind;
+use llmos_tests::{run, run_fixture};
+
+#[test]
+fn success_with_stdout_stderr_and_value() {
+    let o = run_fixture("js", "js/hello.js", Default::default());
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.language, "javascript");
+    assert_eq!(o.stdout, "primes: 2, 3, 5, 7, 11\n");
+    assert_eq!(o.stderr, "a note on stderr\n");
+    assert_eq!(o.value.as_deref(), Some("28"));
+    assert!(o.error.is_none());
+    assert!(o.fuel_consumed.is_some_and(|f| f > 0));
+    assert!(o.memory_peak_bytes > 0);
+}
+
+#[test]
+fn completion_values_are_displayed() {
+    assert_eq!(run("js", "1+1").value.as_deref(), Some("2"));
+    assert_eq!(run("js", "'hi'").value.as_deref(), Some("'hi'"));
+    assert_eq!(run("js", "let x = 1;").value, None);
+    assert_eq!(run("js", "undefined").value, None);
+    let o = run("js", "({a: 1, b: [1, 2]})");
+    assert_eq!(o.value.as_deref(), Some("{ a: 1, b: [ 1, 2 ] }"));
+}
+
+#[test]
+fn promises_are_settled() {
+    let o = run("js", "async function f() { return 42; }\nf()");
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.value.as_deref(), Some("42"));
+    let o = run("js", "async function f() {\n  throw new RangeError('nope');\n}\nf()");
+    assert_eq!(o.status, Status::Error, "{o:?}");
+    let e = o.error.expect("error");
+    assert_eq!((e.class.as_str(), e.message.as_str(), e.line), ("RangeError", "nope", Some(2)));
+}
+
+#[test]
+fn exception_in_nested_function_has_class_line_column_and_stack() {
+    let o = run_fixture("js", "js/nested_error.js", Default::default());
+    assert_eq!(o.status, Status::Error);
+    let e = o.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.class, "TypeError");
+    assert_eq!(e.message, "cannot read property 'toUpperCase' of null");
+    assert_eq!((e.line, e.column), (Some(3), Some(10)));
+    let frames: Vec<_> = e.stack.iter().map(|f| (f.function.as_str(), f.line)).collect();
+    assert_eq!(frames, [("<eval>", 8), ("load", 6), ("parse", 3)]);
+    assert!(e.stack.iter().all(|f| f.file == "nested_error.js"));
+}
+
+#[test]
+fn reference_error_points_at_the_name() {
+    let o = run_fixture("js", "js/reference_error.js", Default::default());
+    let e = o.error.expect("error");
+    assert_eq!(e.class, "ReferenceError");
+    assert_eq!(e.message, "itme is not defined");
+    assert_eq!((e.line, e.column), (Some(3), Some(31)));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let o = run_fixture("js", "js/syntax_error.js", Default::default());
+    assert_eq!(o.status, Status::Error);
+    let e = o.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!(e.class, "SyntaxError");
+    assert_eq!((e.line, e.column), (Some(3), Some(18)));
+}
+
+#[test]
+fn runtime_syntax_error_is_not_a_syntax_kind() {
+    let o = run("js", "const s = '{';\nJSON.parse(s);");
+    let e = o.error.expect("error");
+    assert_eq!(e.class, "SyntaxError");
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn thrown_non_errors_are_reported() {
+    let o = run("js", "throw 'plain string';");
+    let e = o.error.expect("error");
+    assert_eq!(e.message, "plain string");
+    assert_eq!(o.status, Status::Error);
+}
+
+#[test]
+fn kernel_exit_ends_the_run_with_its_code() {
+    let o = run("js", "console.log('bye');\ntry { kernel.exit(3); } catch (e) { console.log('caught'); }\nconsole.log('after');");
+    assert_eq!(o.status, Status::Error, "{o:?}");
+    assert_eq!(o.stdout, "bye\n");
+    let e = o.error.expect("error");
+    assert_eq!((e.kind, e.exit_code), (ErrorKind::Exit, Some(3)));
+    assert_eq!(run("js", "kernel.exit(0)").status, Status::Ok);
+}
+
+#[test]
+fn kernel_log_is_captured() {
+    let o = run("js", "kernel.log.info('hello', {n: 1});\nkernel.log.error('bad');");
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.logs.len(), 2);
+    assert_eq!(o.logs[0].message, "hello");
+    assert_eq!(o.logs[0].fields, vec![("n".to_string(), "1".to_string())]);
+}
