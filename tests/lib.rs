@@ -64,7 +64,10 @@ pub fn run_with(language: &str, source: &str, adjust: impl FnOnce(&mut RunReques
 
 /// Run a fixture file, naming it by its file name (as `llmos run` does).
 pub fn run_fixture(language: &str, rel: &str, limits: Limits) -> Outcome {
-    let name = Path::new(rel).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = Path::new(rel)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     run_with(language, &fixture(rel), |r| {
         r.filename = name;
         r.limits = limits;
@@ -80,6 +83,10 @@ pub fn llmos_bin() -> PathBuf {
         .and_then(Path::parent)
         .map(|d| d.join("llmos"))
         .unwrap_or_else(|| PathBuf::from("llmos"));
-    assert!(bin.exists(), "{} is missing: run `cargo build --release -p llmos` (make test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release -p llmos` (make test does)",
+        bin.display()
+    );
     bin
 }

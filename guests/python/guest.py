@@ -431,22 +431,29 @@ def _u32(value):
 
 
 def _summaries(tb):
-    """FrameSummaries of a traceback chain, outermost first. A chain longer
-    than _LONG_CHAIN (deep recursion under a raised recursion limit) is
-    summarised by its two ends only; _shorten keeps no more than that."""
-    length = 0
-    walk = tb
-    while walk is not None and length <= _LONG_CHAIN:
-        length += 1
-        walk = walk.tb_next
-    if length <= _LONG_CHAIN:
-        return _list(_extract_tb(tb))
-    return _list(_extract_tb(tb, limit=_LONG_CHAIN // 4)) + _list(
-        _extract_tb(tb, limit=-(_LONG_CHAIN // 2))
-    )
+    """FrameSummaries of a traceback chain, outermost first.
+
+    A chain longer than _LONG_CHAIN (deep recursion under a raised recursion
+    limit) is summarised by its two ends only (_shorten keeps no more than
+    that anyway): extracting 10^5 frames would burn seconds of fuel."""
+    chain = []
+    while tb is not None:
+        chain.append(tb)
+        tb = tb.tb_next
+    if _len(chain) > _LONG_CHAIN:
+        keep = chain[: _LONG_CHAIN // 4] + chain[-(_LONG_CHAIN // 2) :]
+        tb = None
+        for old in reversed(keep):
+            tb = _TracebackType(tb, old.tb_frame, old.tb_lasti, old.tb_lineno)
+        keep = old = None
+    elif chain:
+        tb = chain[0]
+    chain = None
+    return _list(_extract_tb(tb))
 
 
 _LONG_CHAIN = 2000
+_TracebackType = types.TracebackType
 
 
 def _stack(exc, filename, lines):

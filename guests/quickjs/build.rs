@@ -9,7 +9,7 @@
 //!    times cheaper than parsing the prelude, which would otherwise dominate
 //!    the cost of a trivial run. A syntax error in the prelude fails the build.
 
-use std::{env, fs, path::PathBuf, ptr};
+use std::{env, fs, path::PathBuf};
 
 use rquickjs::{qjs, Context, Runtime};
 
@@ -42,7 +42,9 @@ fn compile(source: &str) -> Vec<u8> {
                 src.as_ptr() as *const _,
                 source.len() as _,
                 fname.as_ptr(),
-                (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+                (qjs::JS_EVAL_TYPE_GLOBAL
+                    | qjs::JS_EVAL_FLAG_STRICT
+                    | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
             );
             if qjs::JS_IsException(obj) {
                 let exc = ctx.catch();
@@ -56,7 +58,7 @@ fn compile(source: &str) -> Vec<u8> {
                 (qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE) as i32,
             );
             qjs::JS_FreeValue(raw, obj);
-            assert!(buf != ptr::null_mut(), "JS_WriteObject failed");
+            assert!(!buf.is_null(), "JS_WriteObject failed");
             let bytes = std::slice::from_raw_parts(buf, size as usize).to_vec();
             qjs::js_free(raw, buf as *mut _);
             bytes

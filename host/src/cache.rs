@@ -70,6 +70,37 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
     format!("{:032x}", h.0.digest128())
 }
 
+/// Map a file read-only (an empty file maps to an empty slice).
+///
+/// Mapping rather than reading avoids copying tens of megabytes on every
+/// start: hashing reads straight from the page cache.
+fn map_file(path: &Path) -> std::io::Result<Mapped> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(Mapped::Empty);
+    }
+    // SAFETY: components and cache entries are only ever replaced by rename,
+    // never written in place, so the mapped bytes do not change under us.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+    Ok(Mapped::Map(map))
+}
+
+enum Mapped {
+    Empty,
+    Map(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Mapped::Empty => &[],
+            Mapped::Map(m) => m,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: PathBuf,
@@ -86,8 +117,10 @@ impl ComponentCache {
 
     /// Path of the entry for a component (by content hash) under an engine.
     pub fn entry_path(&self, name: &str, component_hash: u128, engine_fp: &str) -> PathBuf {
-        self.dir
-            .join(format!("{name}-{component_hash:032x}-{}.cwasm", &engine_fp[..16.min(engine_fp.len())]))
+        self.dir.join(format!(
+            "{name}-{component_hash:032x}-{}.cwasm",
+            &engine_fp[..16.min(engine_fp.len())]
+        ))
     }
 
     /// Load `component_path` for `engine`, from the cache if a verified entry
@@ -101,12 +134,25 @@ impl ComponentCache {
         on_compile: &dyn Fn(&Path),
     ) -> Result<Loaded, HostError> {
         let start = Instant::now();
-        let wasm = std::fs::read(component_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HostError::ComponentMissing { path: component_path.to_owned() },
+        let wasm = map_file(component_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => HostError::ComponentMissing {
+                path: component_path.to_owned(),
+            },
             _ => HostError::io(component_path, e),
         })?;
+        let read_ms = start.elapsed().as_secs_f64() * 1e3;
         let path = self.entry_path(name, xxh3_128(&wasm), engine_fp);
-        let rebuild = match self.verify(&path) {
+        let hashed_ms = start.elapsed().as_secs_f64() * 1e3;
+        let verified = self.verify(&path);
+        let verified_ms = start.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(
+            component = name,
+            read_ms,
+            hashed_ms,
+            verified_ms,
+            "cache lookup"
+        );
+        let rebuild = match verified {
             Ok(()) => {
                 // SAFETY: the file was written by `store` below from
                 // `Engine::precompile_component`, and its checksum was verified
@@ -130,10 +176,12 @@ impl ComponentCache {
             tracing::warn!(entry = %path.display(), %reason, "discarding corrupt precompiled component");
         }
         on_compile(component_path);
-        let cwasm = engine.precompile_component(&wasm).map_err(|e| HostError::Compile {
-            path: component_path.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        let cwasm = engine
+            .precompile_component(&wasm)
+            .map_err(|e| HostError::Compile {
+                path: component_path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
         self.store(&path, &cwasm, name, engine_fp)?;
         // SAFETY: `path` now holds the bytes wasmtime just produced (verified
         // by `store` writing them atomically).
@@ -147,7 +195,7 @@ impl ComponentCache {
         })
     }
 
-    fn sum_path(path: &Path) -> PathBuf {
+    pub fn sum_path(path: &Path) -> PathBuf {
         path.with_extension("sum")
     }
 
@@ -169,13 +217,16 @@ impl ComponentCache {
             .split_once(' ')
             .and_then(|(h, l)| Some((u128::from_str_radix(h, 16).ok()?, l.parse::<u64>().ok()?)))
             .ok_or_else(|| Rebuild::Corrupt("malformed checksum file".into()))?;
-        let bytes = match std::fs::read(path) {
+        let bytes = match map_file(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rebuild::Missing),
             Err(e) => return Err(Rebuild::Corrupt(format!("unreadable: {e}"))),
         };
         if bytes.len() as u64 != want_len {
-            return Err(Rebuild::Corrupt(format!("length {} != recorded {want_len}", bytes.len())));
+            return Err(Rebuild::Corrupt(format!(
+                "length {} != recorded {want_len}",
+                bytes.len()
+            )));
         }
         if xxh3_128(&bytes) != want_hash {
             return Err(Rebuild::Corrupt("checksum mismatch".into()));
@@ -185,7 +236,13 @@ impl ComponentCache {
 
     /// Write an entry atomically and drop older entries of the same component
     /// name built for the same engine configuration.
-    fn store(&self, path: &Path, cwasm: &[u8], name: &str, engine_fp: &str) -> Result<(), HostError> {
+    fn store(
+        &self,
+        path: &Path,
+        cwasm: &[u8],
+        name: &str,
+        engine_fp: &str,
+    ) -> Result<(), HostError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| HostError::io(&self.dir, e))?;
         let write_atomic = |dest: &Path, bytes: &[u8]| -> Result<(), HostError> {
             let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
@@ -206,7 +263,9 @@ impl ComponentCache {
                 let p = entry.path();
                 let fname = entry.file_name().to_string_lossy().into_owned();
                 let same_kind = fname.starts_with(&format!("{name}-")) && fname.ends_with(&suffix);
-                let hash_part = fname.strip_prefix(&format!("{name}-")).and_then(|r| r.strip_suffix(&suffix));
+                let hash_part = fname
+                    .strip_prefix(&format!("{name}-"))
+                    .and_then(|r| r.strip_suffix(&suffix));
                 // Only `<name>-<32 hex>-<fp>.cwasm`: never a longer name that shares the prefix.
                 if same_kind && p != path && hash_part.is_some_and(|h| h.len() == 32) {
                     let _ = std::fs::remove_file(Self::sum_path(&p));

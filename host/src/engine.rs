@@ -60,7 +60,14 @@ impl RunRequest {
     pub fn new(language: impl Into<String>, source: impl Into<String>) -> Self {
         let language = language.into();
         RunRequest {
-            filename: format!("artifact.{}", if language.starts_with('p') { "py" } else { "js" }),
+            filename: format!(
+                "artifact.{}",
+                if language.starts_with('p') {
+                    "py"
+                } else {
+                    "js"
+                }
+            ),
             artifact_id: "artifact".into(),
             language,
             source: source.into(),
@@ -89,7 +96,10 @@ pub struct Prepared {
 #[derive(Debug, Clone)]
 pub enum RuntimeEvent {
     /// A component is being compiled (first run or after a change): slow.
-    Compiling { language: String, component: PathBuf },
+    Compiling {
+        language: String,
+        component: PathBuf,
+    },
 }
 
 type EventSink = Box<dyn Fn(&RuntimeEvent) + Send + Sync>;
@@ -111,7 +121,7 @@ pub fn engine_config(metered: bool) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(limits::MAX_WASM_STACK)
         .async_stack_size(limits::ASYNC_STACK)
-                .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .parallel_compilation(true);
     c
 }
@@ -146,13 +156,22 @@ impl Runtime {
     }
 
     fn slot(&self, metered: bool) -> Result<&EngineSlot, HostError> {
-        let cell = if metered { &self.metered } else { &self.unmetered };
+        let cell = if metered {
+            &self.metered
+        } else {
+            &self.unmetered
+        };
         if let Some(s) = cell.get() {
             return Ok(s);
         }
         let engine = Engine::new(&engine_config(metered))?;
-        let ticker = EpochTicker::start(&engine).map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
-        let slot = EngineSlot { fingerprint: engine_fingerprint(&engine), engine, _ticker: ticker };
+        let ticker = EpochTicker::start(&engine)
+            .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        let slot = EngineSlot {
+            fingerprint: engine_fingerprint(&engine),
+            engine,
+            _ticker: ticker,
+        };
         // If another thread won the race, its slot is used and ours dropped.
         Ok(cell.get_or_init(|| slot))
     }
@@ -174,17 +193,29 @@ impl Runtime {
         let on_compile = |path: &Path| {
             tracing::info!(language = %manifest.name, component = %path.display(), "compiling component");
             if let Some(sink) = &self.events {
-                sink(&RuntimeEvent::Compiling { language: manifest.name.clone(), component: path.to_owned() });
+                sink(&RuntimeEvent::Compiling {
+                    language: manifest.name.clone(),
+                    component: path.to_owned(),
+                });
             }
         };
-        let loaded = self.cache.load(&slot.engine, &slot.fingerprint, &manifest.name, &component_path, &on_compile)?;
+        let loaded = self.cache.load(
+            &slot.engine,
+            &slot.fingerprint,
+            &manifest.name,
+            &component_path,
+            &on_compile,
+        )?;
         let mut linker: Linker<HostState> = Linker::new(&slot.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         crate::kernel::add_to_linker(&mut linker)?;
-        let instance_pre = linker.instantiate_pre(&loaded.component).map_err(|e| HostError::Compile {
-            path: component_path.clone(),
-            reason: format!("it does not fit the llmos `language` world: {e:#}"),
-        })?;
+        let instance_pre =
+            linker
+                .instantiate_pre(&loaded.component)
+                .map_err(|e| HostError::Compile {
+                    path: component_path.clone(),
+                    reason: format!("it does not fit the llmos `language` world: {e:#}"),
+                })?;
         let pre = LanguagePre::new(instance_pre).map_err(|e| HostError::Compile {
             path: component_path.clone(),
             reason: format!("it does not export `llmos:kernel/interpreter`: {e:#}"),
@@ -254,7 +285,10 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
             Status::Timeout,
             None,
             None,
-            Some(TrapInfo { message: "wall-clock timeout while blocked in a host call".into(), backtrace: None }),
+            Some(TrapInfo {
+                message: "wall-clock timeout while blocked in a host call".into(),
+                backtrace: None,
+            }),
         ),
         Ok(Ok(Ok(success))) => (Status::Ok, success.value, None, None),
         Ok(Ok(Err(guest))) => {
@@ -269,7 +303,9 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
         Ok(Err(err)) => {
             let trap = TrapInfo {
                 message: trap_message(&err),
-                backtrace: err.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string()),
+                backtrace: err
+                    .downcast_ref::<wasmtime::WasmBacktrace>()
+                    .map(|bt| bt.to_string()),
             };
             match limits::classify(&err, memory_denied) {
                 Abort::Exit(code) => {
@@ -284,7 +320,11 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
     let stdout = state.stdout.captured();
     let stderr = state.stderr.captured();
     let mut truncated = Vec::new();
-    for (name, t) in [("stdout", stdout.truncated), ("stderr", stderr.truncated), ("logs", state.log.truncated())] {
+    for (name, t) in [
+        ("stdout", stdout.truncated),
+        ("stderr", stderr.truncated),
+        ("logs", state.log.truncated()),
+    ] {
         if t {
             truncated.push(name.to_string());
         }

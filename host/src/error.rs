@@ -11,7 +11,9 @@ pub enum HostError {
     #[error("unknown language `{name}` (known: {known})")]
     UnknownLanguage { name: String, known: String },
 
-    #[error("cannot tell the language of `{path}` from its extension; pass --lang (known: {known})")]
+    #[error(
+        "cannot tell the language of `{path}` from its extension; pass --lang (known: {known})"
+    )]
     UndetectedLanguage { path: PathBuf, known: String },
 
     #[error("component `{path}` is missing; build the guests with `make guests`")]
@@ -45,6 +47,9 @@ impl From<wasmtime::Error> for HostError {
 
 impl HostError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        HostError::Io { path: path.into(), source }
+        HostError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -32,22 +32,37 @@ impl Manifest {
             path: path.to_owned(),
             reason: e.message().to_string(),
         })?;
-        let bad = |reason: &str| HostError::Manifest { path: path.to_owned(), reason: reason.into() };
-        let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let bad = |reason: &str| HostError::Manifest {
+            path: path.to_owned(),
+            reason: reason.into(),
+        };
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
         if !ident(&m.name) || !m.aliases.iter().all(|a| ident(a)) {
             return Err(bad("names and aliases must be non-empty [A-Za-z0-9_-]"));
         }
         if m.extensions.is_empty() || !m.extensions.iter().all(|e| ident(e)) {
-            return Err(bad("extensions must be a non-empty list of bare extensions like \"py\""));
+            return Err(bad(
+                "extensions must be a non-empty list of bare extensions like \"py\"",
+            ));
         }
-        if m.component.is_empty() || m.component.contains(['/', '\\']) || m.component.starts_with('.') {
-            return Err(bad("component must be a plain file name in the components directory"));
+        if m.component.is_empty()
+            || m.component.contains(['/', '\\'])
+            || m.component.starts_with('.')
+        {
+            return Err(bad(
+                "component must be a plain file name in the components directory",
+            ));
         }
         Ok(m)
     }
 
     fn answers_to(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        self.name.eq_ignore_ascii_case(name)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 }
 
@@ -77,9 +92,14 @@ impl Languages {
 
     pub fn add(&mut self, m: Manifest, path: &Path) -> Result<(), HostError> {
         for other in &self.list {
-            let clash = std::iter::once(&m.name).chain(&m.aliases).find(|n| other.answers_to(n));
+            let clash = std::iter::once(&m.name)
+                .chain(&m.aliases)
+                .find(|n| other.answers_to(n));
             let ext = m.extensions.iter().find(|e| other.extensions.contains(e));
-            if let Some(what) = clash.map(|n| format!("name `{n}`")).or(ext.map(|e| format!("extension `.{e}`"))) {
+            if let Some(what) = clash
+                .map(|n| format!("name `{n}`"))
+                .or(ext.map(|e| format!("extension `.{e}`")))
+            {
                 return Err(HostError::Manifest {
                     path: path.to_owned(),
                     reason: format!("{what} is already claimed by language `{}`", other.name),
@@ -95,7 +115,11 @@ impl Languages {
     }
 
     fn known(&self) -> String {
-        self.list.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+        self.list
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Find a language by name or alias.
@@ -103,7 +127,10 @@ impl Languages {
         self.list
             .iter()
             .find(|m| m.answers_to(name))
-            .ok_or_else(|| HostError::UnknownLanguage { name: name.into(), known: self.known() })
+            .ok_or_else(|| HostError::UnknownLanguage {
+                name: name.into(),
+                known: self.known(),
+            })
     }
 
     /// Find a language by a file's extension.
@@ -112,7 +139,10 @@ impl Languages {
         self.list
             .iter()
             .find(|m| m.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)))
-            .ok_or_else(|| HostError::UndetectedLanguage { path: path.to_owned(), known: self.known() })
+            .ok_or_else(|| HostError::UndetectedLanguage {
+                path: path.to_owned(),
+                known: self.known(),
+            })
     }
 }
 
@@ -128,10 +158,14 @@ mod tests {
     fn valid_and_invalid_manifests() {
         let ok = parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"lua.wasm\"\n");
         assert!(ok.is_ok());
-        assert!(parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"lua.wasm\"\ncolour = 1\n")
-            .is_err_and(|e| e.to_string().contains("colour")));
+        assert!(
+            parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"lua.wasm\"\ncolour = 1\n")
+                .is_err_and(|e| e.to_string().contains("colour"))
+        );
         assert!(parse("name = \"lua\"\nextensions = []\ncomponent = \"lua.wasm\"\n").is_err());
-        assert!(parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"../x.wasm\"\n").is_err());
+        assert!(
+            parse("name = \"lua\"\nextensions = [\"lua\"]\ncomponent = \"../x.wasm\"\n").is_err()
+        );
         assert!(parse("name = \"\"\nextensions = [\"lua\"]\ncomponent = \"x.wasm\"\n").is_err());
     }
 
@@ -150,8 +184,16 @@ mod tests {
         assert!(l.add(m("ruby", "rb"), p).is_ok());
         assert!(l.add(m("snake", "py"), p).is_err());
         assert!(l.add(m("PYTHON", "pyx"), p).is_err());
-        assert_eq!(l.by_name("Ruby").map(|m| m.name.as_str()).ok(), Some("ruby"));
-        assert_eq!(l.for_path(Path::new("a/b.PY")).map(|m| m.name.as_str()).ok(), Some("python"));
+        assert_eq!(
+            l.by_name("Ruby").map(|m| m.name.as_str()).ok(),
+            Some("ruby")
+        );
+        assert_eq!(
+            l.for_path(Path::new("a/b.PY"))
+                .map(|m| m.name.as_str())
+                .ok(),
+            Some("python")
+        );
         assert!(l.for_path(Path::new("a/b.txt")).is_err());
         assert!(l.by_name("cobol").is_err());
     }

@@ -46,7 +46,14 @@ pub const DEFAULT_OUTPUT_BYTES: usize = 1 << 20;
 pub const DEFAULT_LOG_RECORDS: usize = 10_000;
 
 /// Maximum size of the wasm call stack (native stack used by compiled wasm).
-pub const MAX_WASM_STACK: usize = 1 << 20;
+///
+/// 16 MiB gives JavaScript ~20k frames (more than node) while staying below
+/// the point where the QuickJS guest's 8 MiB linear-memory stack would run
+/// out first (an out-of-bounds trap instead of a clean `stack_overflow`).
+/// Python raises `RecursionError` for Python-level recursion at any size;
+/// pathological C-level recursion (repr of a 100k-deep list) ends as
+/// `stack_overflow`.
+pub const MAX_WASM_STACK: usize = 16 << 20;
 /// Size of the fiber stack an async call runs on; must exceed [`MAX_WASM_STACK`].
 pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 /// Maximum table elements (the Python component needs ~64 K).
@@ -86,7 +93,9 @@ impl Limits {
             return Err(HostError::InvalidLimit("fuel must be positive".into()));
         }
         if self.memory_bytes < (1 << 20) {
-            return Err(HostError::InvalidLimit("memory must be at least 1MiB".into()));
+            return Err(HostError::InvalidLimit(
+                "memory must be at least 1MiB".into(),
+            ));
         }
         if self.timeout.is_zero() {
             return Err(HostError::InvalidLimit("timeout must be positive".into()));
@@ -112,7 +121,11 @@ pub fn parse_size(text: &str) -> Result<u64, HostError> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(HostError::InvalidLimit(format!("`{text}` has an unknown unit (use K, M or G)"))),
+        _ => {
+            return Err(HostError::InvalidLimit(format!(
+                "`{text}` has an unknown unit (use K, M or G)"
+            )));
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| HostError::InvalidLimit(format!("`{text}` is too large")))
@@ -125,16 +138,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, HostError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| HostError::InvalidLimit(format!("`{text}` is not a duration (try 10s or 500ms)")))?;
+    let n: f64 = num.parse().map_err(|_| {
+        HostError::InvalidLimit(format!("`{text}` is not a duration (try 10s or 500ms)"))
+    })?;
     let secs = match unit.trim() {
         "" | "s" | "sec" => n,
         "ms" => n / 1e3,
         "us" | "µs" => n / 1e6,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(HostError::InvalidLimit(format!("`{text}` has an unknown unit (use ms, s or m)"))),
+        _ => {
+            return Err(HostError::InvalidLimit(format!(
+                "`{text}` has an unknown unit (use ms, s or m)"
+            )));
+        }
     };
     if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
         return Err(HostError::InvalidLimit(format!("`{text}` is out of range")));
@@ -159,7 +176,12 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(limit: u64) -> Self {
-        MemoryLimiter { limit, current: 0, peak: 0, denied: false }
+        MemoryLimiter {
+            limit,
+            current: 0,
+            peak: 0,
+            denied: false,
+        }
     }
     pub fn peak(&self) -> u64 {
         self.peak
@@ -230,7 +252,10 @@ impl EpochTicker {
                     }
                 }
             })?;
-        Ok(EpochTicker { stop, thread: Some(thread) })
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -291,8 +316,14 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s").ok(), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms").ok(), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5").ok(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("1.5").ok(),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
@@ -311,9 +342,15 @@ mod tests {
 
     #[test]
     fn epoch_ticks_round_up() {
-        let l = Limits { timeout: Duration::from_millis(1), ..Limits::default() };
+        let l = Limits {
+            timeout: Duration::from_millis(1),
+            ..Limits::default()
+        };
         assert_eq!(l.epoch_ticks(), 1);
-        let l = Limits { timeout: Duration::from_secs(1), ..Limits::default() };
+        let l = Limits {
+            timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
         assert_eq!(l.epoch_ticks(), 200);
     }
 
@@ -326,16 +363,25 @@ mod tests {
         let int = wasmtime::Error::from(Trap::Interrupt);
         assert_eq!(classify(&int, false), Abort::Status(Status::Timeout));
         let stack = wasmtime::Error::from(Trap::StackOverflow);
-        assert_eq!(classify(&stack, false), Abort::Status(Status::StackOverflow));
+        assert_eq!(
+            classify(&stack, false),
+            Abort::Status(Status::StackOverflow)
+        );
         let unreachable = wasmtime::Error::from(Trap::UnreachableCodeReached);
         assert_eq!(classify(&unreachable, false), Abort::Status(Status::Trap));
-        assert_eq!(classify(&unreachable, true), Abort::Status(Status::MemoryLimit));
+        assert_eq!(
+            classify(&unreachable, true),
+            Abort::Status(Status::MemoryLimit)
+        );
         // A message that merely *looks* like a fuel trap is not one.
         let fake = wasmtime::format_err!("all fuel consumed by WebAssembly");
         assert_eq!(classify(&fake, false), Abort::Status(Status::Trap));
         let exit = wasmtime::Error::from(wasmtime_wasi::I32Exit(3));
         assert_eq!(classify(&exit, false), Abort::Exit(3));
-        let out = wasmtime::Error::from(OutputLimitExceeded { stream: "stdout", limit: 10 });
+        let out = wasmtime::Error::from(OutputLimitExceeded {
+            stream: "stdout",
+            limit: 10,
+        });
         assert_eq!(classify(&out, false), Abort::Status(Status::OutputLimit));
     }
 }

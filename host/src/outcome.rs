@@ -87,7 +87,12 @@ impl From<interpreter::GuestError> for GuestError {
             stack: e
                 .stack
                 .into_iter()
-                .map(|f| Frame { function: f.function, file: f.file, line: f.line, column: f.column })
+                .map(|f| Frame {
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                    column: f.column,
+                })
                 .collect(),
             exit_code: e.exit_code,
         }
@@ -159,10 +164,18 @@ impl Outcome {
                 "out of fuel after {} units: the artifact ran longer than its CPU budget (an unbounded loop?)",
                 self.fuel_consumed.unwrap_or(0)
             ),
-            (Status::Timeout, ..) => "wall-clock timeout: the artifact ran or waited longer than allowed".into(),
-            (Status::MemoryLimit, ..) => "memory limit: the artifact asked for more memory than allowed".into(),
-            (Status::StackOverflow, ..) => "stack overflow: recursion too deep (a missing base case?)".into(),
-            (Status::OutputLimit, ..) => "output limit: the artifact printed more than allowed".into(),
+            (Status::Timeout, ..) => {
+                "wall-clock timeout: the artifact ran or waited longer than allowed".into()
+            }
+            (Status::MemoryLimit, ..) => {
+                "memory limit: the artifact asked for more memory than allowed".into()
+            }
+            (Status::StackOverflow, ..) => {
+                "stack overflow: recursion too deep (a missing base case?)".into()
+            }
+            (Status::OutputLimit, ..) => {
+                "output limit: the artifact printed more than allowed".into()
+            }
             (_, _, Some(t)) => format!("trap: {}", t.message),
             (s, ..) => s.to_string(),
         }

@@ -51,7 +51,11 @@ pub struct Captured {
 
 impl CapturePipe {
     pub fn new(stream: &'static str, limit: usize) -> Self {
-        CapturePipe { stream, limit, inner: Arc::default() }
+        CapturePipe {
+            stream,
+            limit,
+            inner: Arc::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -72,7 +76,10 @@ impl CapturePipe {
             inner.buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
             inner.truncated = true;
         }
-        Err(OutputLimitExceeded { stream: self.stream, limit: self.limit })
+        Err(OutputLimitExceeded {
+            stream: self.stream,
+            limit: self.limit,
+        })
     }
 
     /// The captured text (invalid UTF-8 replaced), with a marker if truncated.
@@ -85,7 +92,10 @@ impl CapturePipe {
             }
             text.push_str(&truncation_marker(self.stream, self.limit));
         }
-        Captured { text, truncated: inner.truncated }
+        Captured {
+            text,
+            truncated: inner.truncated,
+        }
     }
 }
 
@@ -116,7 +126,11 @@ impl Pollable for CapturePipe {
 }
 
 impl AsyncWrite for CapturePipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(
             self.append(buf)
                 .map(|()| buf.len())
@@ -158,13 +172,22 @@ mod tests {
         assert!(p.append(b"more").is_err());
         let c = p.captured();
         assert!(c.truncated);
-        assert!(c.text.starts_with("hello worl\n[llmos: stdout truncated at 10 bytes]"));
+        assert!(
+            c.text
+                .starts_with("hello worl\n[llmos: stdout truncated at 10 bytes]")
+        );
     }
 
     #[test]
     fn exact_fit_is_not_truncated() {
         let p = CapturePipe::new("stderr", 4);
         assert!(p.append(b"abcd").is_ok());
-        assert_eq!(p.captured(), Captured { text: "abcd".into(), truncated: false });
+        assert_eq!(
+            p.captured(),
+            Captured {
+                text: "abcd".into(),
+                truncated: false
+            }
+        );
     }
 }

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 /// Directory holding the guest components (`quickjs.wasm`, `python.wasm`).
 pub fn components_dir() -> PathBuf {
-    env_path("LLMOS_COMPONENTS")
-        .unwrap_or_else(|| source_root().join("target").join("components"))
+    env_path("LLMOS_COMPONENTS").unwrap_or_else(|| source_root().join("target").join("components"))
 }
 
 /// The system volume (`volumes/system`): language manifests, stdlibs, init scripts.
@@ -32,5 +31,7 @@ fn source_root() -> PathBuf {
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }

@@ -33,14 +33,23 @@ impl Scratch {
     fn prepare(&self, metered: bool) -> CacheStatus {
         let rt = Runtime::new(self.config.clone()).expect("runtime");
         let p = rt.prepare("js", metered).expect("prepare");
-        let o = block_on(llmos::engine::run_prepared(&p, &RunRequest::new("js", "6*7"))).value;
+        let o = block_on(llmos::engine::run_prepared(
+            &p,
+            &RunRequest::new("js", "6*7"),
+        ))
+        .value;
         assert_eq!(o.as_deref(), Some("42"));
         p.cache.clone()
     }
 
     fn entries(&self) -> Vec<PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(&self.config.cache_dir)
-            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -101,21 +110,33 @@ fn corrupted_entries_are_detected_and_rebuilt() {
 
     // A flipped byte deep in the code: wasmtime alone would not notice.
     flip_byte(&entry, len / 2);
-    assert!(matches!(s.prepare(true), CacheStatus::Compiled(Rebuild::Corrupt(_))));
+    assert!(matches!(
+        s.prepare(true),
+        CacheStatus::Compiled(Rebuild::Corrupt(_))
+    ));
     assert_eq!(s.prepare(true), CacheStatus::Hit);
 
     // Truncated.
     let bytes = std::fs::read(&entry).expect("read");
     std::fs::write(&entry, &bytes[..bytes.len() / 3]).expect("write");
-    assert!(matches!(s.prepare(true), CacheStatus::Compiled(Rebuild::Corrupt(_))));
+    assert!(matches!(
+        s.prepare(true),
+        CacheStatus::Compiled(Rebuild::Corrupt(_))
+    ));
 
     // Garbage checksum file.
     std::fs::write(entry.with_extension("sum"), "not a checksum").expect("write");
-    assert!(matches!(s.prepare(true), CacheStatus::Compiled(Rebuild::Corrupt(_))));
+    assert!(matches!(
+        s.prepare(true),
+        CacheStatus::Compiled(Rebuild::Corrupt(_))
+    ));
 
     // Checksum file gone.
     std::fs::remove_file(entry.with_extension("sum")).expect("rm");
-    assert!(matches!(s.prepare(true), CacheStatus::Compiled(Rebuild::Corrupt(_))));
+    assert!(matches!(
+        s.prepare(true),
+        CacheStatus::Compiled(Rebuild::Corrupt(_))
+    ));
     assert_eq!(s.prepare(true), CacheStatus::Hit);
 }
 
@@ -133,10 +154,17 @@ fn a_missing_component_is_a_clear_host_error() {
 #[test]
 fn a_component_that_is_not_wasm_is_a_clear_host_error() {
     let s = Scratch::new();
-    std::fs::write(s.config.components_dir.join("quickjs.wasm"), b"definitely not wasm").expect("write");
+    std::fs::write(
+        s.config.components_dir.join("quickjs.wasm"),
+        b"definitely not wasm",
+    )
+    .expect("write");
     let rt = Runtime::new(s.config.clone()).expect("runtime");
     let err = rt.prepare("js", true).err().expect("must fail");
-    assert!(err.to_string().contains("cannot compile component"), "{err}");
+    assert!(
+        err.to_string().contains("cannot compile component"),
+        "{err}"
+    );
     // The Python runtime in the shared cache still works.
     let o = llmos_tests::run("python", "2*21");
     assert_eq!((o.status, o.value.as_deref()), (Status::Ok, Some("42")));

@@ -31,8 +31,16 @@ fn ok_run_exits_zero_with_the_documented_json_fields() {
     assert_eq!(out.status.code(), Some(0));
     let v = json(&out);
     for field in [
-        "status", "language", "stdout", "stderr", "value", "error", "fuel_consumed",
-        "memory_peak_bytes", "duration_ms", "logs",
+        "status",
+        "language",
+        "stdout",
+        "stderr",
+        "value",
+        "error",
+        "fuel_consumed",
+        "memory_peak_bytes",
+        "duration_ms",
+        "logs",
     ] {
         assert!(v.get(field).is_some(), "missing {field}: {v}");
     }
@@ -45,7 +53,10 @@ fn ok_run_exits_zero_with_the_documented_json_fields() {
 fn human_output_shows_the_artifact_output_and_status() {
     let out = llmos(&["run", &path("js/hello.js")]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "primes: 2, 3, 5, 7, 11\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "primes: 2, 3, 5, 7, 11\n"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("✓ ok") && err.contains("=> 28"), "{err}");
 }
@@ -63,18 +74,41 @@ fn failing_artifacts_exit_one() {
     let out = llmos(&["run", &path("python/nested_error.py")]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ZeroDivisionError") && err.contains("return a / b"), "{err}");
+    assert!(
+        err.contains("ZeroDivisionError") && err.contains("return a / b"),
+        "{err}"
+    );
 
-    let out = llmos(&["run", &path("hostile/infinite_loop.py"), "--fuel", "10000000", "--json"]);
+    let out = llmos(&[
+        "run",
+        &path("hostile/infinite_loop.py"),
+        "--fuel",
+        "10000000",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["status"], "out_of_fuel");
 
-    let out = llmos(&["run", &path("hostile/infinite_loop.js"), "--fuel", "none", "--timeout", "200ms", "--json"]);
+    let out = llmos(&[
+        "run",
+        &path("hostile/infinite_loop.js"),
+        "--fuel",
+        "none",
+        "--timeout",
+        "200ms",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["status"], "timeout");
     assert!(json(&out)["fuel_consumed"].is_null());
 
-    let out = llmos(&["run", &path("hostile/memory_bomb.py"), "--memory", "64MiB", "--json"]);
+    let out = llmos(&[
+        "run",
+        &path("hostile/memory_bomb.py"),
+        "--memory",
+        "64MiB",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["status"], "memory_limit");
 }
@@ -86,7 +120,12 @@ fn language_flag_overrides_the_extension() {
     std::fs::write(&f, "6 * 7").expect("write");
     let f = f.display().to_string();
     let out = llmos(&["run", &f, "--lang", "python", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(json(&out)["value"], "42");
     // Without --lang the extension says nothing: a usage error.
     let out = llmos(&["run", &f]);
@@ -108,7 +147,12 @@ fn usage_and_host_errors_exit_two_with_one_line() {
     ];
     for args in cases {
         let out = llmos(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.trim().is_empty(), "{args:?}: no message");
@@ -138,6 +182,11 @@ fn languages_are_listed() {
     let out = llmos(&["languages", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let v = json(&out);
-    let names: Vec<_> = v.as_array().expect("array").iter().filter_map(|l| l["name"].as_str()).collect();
+    let names: Vec<_> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
     assert_eq!(names, ["javascript", "python"]);
 }

@@ -32,10 +32,16 @@ fn promises_are_settled() {
     let o = run("js", "async function f() { return 42; }\nf()");
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(o.value.as_deref(), Some("42"));
-    let o = run("js", "async function f() {\n  throw new RangeError('nope');\n}\nf()");
+    let o = run(
+        "js",
+        "async function f() {\n  throw new RangeError('nope');\n}\nf()",
+    );
     assert_eq!(o.status, Status::Error, "{o:?}");
     let e = o.error.expect("error");
-    assert_eq!((e.class.as_str(), e.message.as_str(), e.line), ("RangeError", "nope", Some(2)));
+    assert_eq!(
+        (e.class.as_str(), e.message.as_str(), e.line),
+        ("RangeError", "nope", Some(2))
+    );
 }
 
 #[test]
@@ -47,7 +53,11 @@ fn exception_in_nested_function_has_class_line_column_and_stack() {
     assert_eq!(e.class, "TypeError");
     assert_eq!(e.message, "cannot read property 'toUpperCase' of null");
     assert_eq!((e.line, e.column), (Some(3), Some(10)));
-    let frames: Vec<_> = e.stack.iter().map(|f| (f.function.as_str(), f.line)).collect();
+    let frames: Vec<_> = e
+        .stack
+        .iter()
+        .map(|f| (f.function.as_str(), f.line))
+        .collect();
     assert_eq!(frames, [("<eval>", 8), ("load", 6), ("parse", 3)]);
     assert!(e.stack.iter().all(|f| f.file == "nested_error.js"));
 }
@@ -90,7 +100,10 @@ fn thrown_non_errors_are_reported() {
 
 #[test]
 fn kernel_exit_ends_the_run_with_its_code() {
-    let o = run("js", "console.log('bye');\ntry { kernel.exit(3); } catch (e) { console.log('caught'); }\nconsole.log('after');");
+    let o = run(
+        "js",
+        "console.log('bye');\ntry { kernel.exit(3); } catch (e) { console.log('caught'); }\nconsole.log('after');",
+    );
     assert_eq!(o.status, Status::Error, "{o:?}");
     assert_eq!(o.stdout, "bye\n");
     let e = o.error.expect("error");
@@ -100,7 +113,10 @@ fn kernel_exit_ends_the_run_with_its_code() {
 
 #[test]
 fn kernel_log_is_captured() {
-    let o = run("js", "kernel.log.info('hello', {n: 1});\nkernel.log.error('bad');");
+    let o = run(
+        "js",
+        "kernel.log.info('hello', {n: 1});\nkernel.log.error('bad');",
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(o.logs.len(), 2);
     assert_eq!(o.logs[0].message, "hello");

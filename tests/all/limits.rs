@@ -12,7 +12,10 @@ fn both() -> [(&'static str, &'static str); 2] {
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
     for (lang, ext) in both() {
-        let limits = Limits { fuel: Some(200_000_000), ..Limits::default() };
+        let limits = Limits {
+            fuel: Some(200_000_000),
+            ..Limits::default()
+        };
         let o = run_fixture(lang, &format!("hostile/infinite_loop.{ext}"), limits);
         assert_eq!(o.status, Status::OutOfFuel, "{lang}: {o:?}");
         assert_eq!(o.fuel_consumed, Some(200_000_000));
@@ -22,7 +25,10 @@ fn infinite_loop_runs_out_of_fuel() {
 
 #[test]
 fn fuel_is_deterministic() {
-    let limits = Limits { fuel: Some(50_000_000), ..Limits::default() };
+    let limits = Limits {
+        fuel: Some(50_000_000),
+        ..Limits::default()
+    };
     let a = run_fixture("python", "python/hello.py", limits.clone());
     let b = run_fixture("python", "python/hello.py", limits);
     assert_eq!(a.fuel_consumed, b.fuel_consumed);
@@ -31,7 +37,11 @@ fn fuel_is_deterministic() {
 #[test]
 fn infinite_loop_with_plenty_of_fuel_times_out() {
     for (lang, ext) in both() {
-        let limits = Limits { fuel: Some(u64::MAX / 2), timeout: Duration::from_millis(300), ..Limits::default() };
+        let limits = Limits {
+            fuel: Some(u64::MAX / 2),
+            timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
         let o = run_fixture(lang, &format!("hostile/infinite_loop.{ext}"), limits);
         assert_eq!(o.status, Status::Timeout, "{lang}: {o:?}");
         assert!(o.duration_ms < 3000.0, "{lang}: took {} ms", o.duration_ms);
@@ -40,7 +50,11 @@ fn infinite_loop_with_plenty_of_fuel_times_out() {
 
 #[test]
 fn unmetered_infinite_loop_times_out() {
-    let limits = Limits { fuel: None, timeout: Duration::from_millis(300), ..Limits::default() };
+    let limits = Limits {
+        fuel: None,
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
     let o = run_fixture("js", "hostile/infinite_loop.js", limits);
     assert_eq!(o.status, Status::Timeout, "{o:?}");
     assert_eq!(o.fuel_consumed, None);
@@ -48,7 +62,10 @@ fn unmetered_infinite_loop_times_out() {
 
 #[test]
 fn guest_blocked_in_a_host_call_times_out() {
-    let limits = Limits { timeout: Duration::from_millis(400), ..Limits::default() };
+    let limits = Limits {
+        timeout: Duration::from_millis(400),
+        ..Limits::default()
+    };
     let o = run_fixture("python", "hostile/sleep.py", limits);
     assert_eq!(o.status, Status::Timeout, "{o:?}");
     assert!(o.duration_ms < 5000.0, "took {} ms", o.duration_ms);
@@ -56,7 +73,10 @@ fn guest_blocked_in_a_host_call_times_out() {
 
 #[test]
 fn memory_bombs_hit_the_memory_limit_and_the_host_carries_on() {
-    let limits = Limits { memory_bytes: 64 << 20, ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    };
     for (lang, file) in [
         ("js", "hostile/memory_bomb.js"),
         ("python", "hostile/memory_bomb.py"),
@@ -64,7 +84,11 @@ fn memory_bombs_hit_the_memory_limit_and_the_host_carries_on() {
     ] {
         let o = run_fixture(lang, file, limits.clone());
         assert_eq!(o.status, Status::MemoryLimit, "{file}: {o:?}");
-        assert!(o.memory_peak_bytes <= 64 << 20, "{file}: peak {}", o.memory_peak_bytes);
+        assert!(
+            o.memory_peak_bytes <= 64 << 20,
+            "{file}: peak {}",
+            o.memory_peak_bytes
+        );
         // The host is unaffected: the next run in a fresh sandbox works.
         assert_eq!(run(lang, "1+1").value.as_deref(), Some("2"));
     }
@@ -82,10 +106,15 @@ fn a_caught_memory_error_is_not_a_failure() {
 fn deep_recursion_is_a_stack_overflow_or_a_recursion_error() {
     let o = run_fixture("js", "hostile/deep_recursion.js", Limits::default());
     let js_ok = o.status == Status::StackOverflow
-        || o.error.as_ref().is_some_and(|e| e.class == "RangeError" || e.class == "InternalError");
+        || o.error
+            .as_ref()
+            .is_some_and(|e| e.class == "RangeError" || e.class == "InternalError");
     assert!(js_ok, "{o:?}");
     let o = run_fixture("python", "hostile/deep_recursion.py", Limits::default());
-    let py_ok = o.status == Status::StackOverflow || o.error.as_ref().is_some_and(|e| e.class == "RecursionError");
+    let py_ok = o.status == Status::StackOverflow
+        || o.error
+            .as_ref()
+            .is_some_and(|e| e.class == "RecursionError");
     assert!(py_ok, "{o:?}");
     assert_eq!(run("js", "1+1").status, Status::Ok);
 }
@@ -93,16 +122,34 @@ fn deep_recursion_is_a_stack_overflow_or_a_recursion_error() {
 #[test]
 fn stdout_floods_hit_the_output_limit_with_bounded_capture() {
     let limit = 64 * 1024;
-    for file in ["hostile/stdout_flood.js", "hostile/stdout_flood.py", "hostile/stderr_flood.py"] {
-        let lang = if file.ends_with(".js") { "js" } else { "python" };
-        let limits = Limits { output_bytes: limit, ..Limits::default() };
+    for file in [
+        "hostile/stdout_flood.js",
+        "hostile/stdout_flood.py",
+        "hostile/stderr_flood.py",
+    ] {
+        let lang = if file.ends_with(".js") {
+            "js"
+        } else {
+            "python"
+        };
+        let limits = Limits {
+            output_bytes: limit,
+            ..Limits::default()
+        };
         let o = run_fixture(lang, file, limits);
         assert_eq!(o.status, Status::OutputLimit, "{file}: {o:?}");
-        let (text, stream) =
-            if file.contains("stderr") { (&o.stderr, "stderr") } else { (&o.stdout, "stdout") };
+        let (text, stream) = if file.contains("stderr") {
+            (&o.stderr, "stderr")
+        } else {
+            (&o.stdout, "stdout")
+        };
         let marker = llmos::output::truncation_marker(stream, limit);
         assert!(text.ends_with(&marker), "{file}: no marker");
-        assert!(text.len() <= limit + 1 + marker.len(), "{file}: captured {} bytes", text.len());
+        assert!(
+            text.len() <= limit + 1 + marker.len(),
+            "{file}: captured {} bytes",
+            text.len()
+        );
         assert!(text.len() >= limit, "{file}: lost output");
         assert_eq!(o.truncated, vec![stream.to_string()]);
     }
@@ -110,7 +157,10 @@ fn stdout_floods_hit_the_output_limit_with_bounded_capture() {
 
 #[test]
 fn log_floods_hit_the_output_limit() {
-    let limits = Limits { log_records: 100, ..Limits::default() };
+    let limits = Limits {
+        log_records: 100,
+        ..Limits::default()
+    };
     let o = run_fixture("python", "hostile/log_flood.py", limits);
     assert_eq!(o.status, Status::OutputLimit, "{o:?}");
     assert_eq!(o.logs.len(), 101, "100 records and the truncation marker");
@@ -119,8 +169,28 @@ fn log_floods_hit_the_output_limit() {
 
 #[test]
 fn output_before_a_trap_is_kept() {
-    let limits = Limits { fuel: Some(100_000_000), ..Limits::default() };
-    let o = llmos_tests::run_with("python", "print('before')\nwhile True: pass", |r| r.limits = limits);
+    let limits = Limits {
+        fuel: Some(100_000_000),
+        ..Limits::default()
+    };
+    let o = llmos_tests::run_with("python", "print('before')\nwhile True: pass", |r| {
+        r.limits = limits
+    });
     assert_eq!(o.status, Status::OutOfFuel);
     assert_eq!(o.stdout, "before\n");
+}
+
+#[test]
+fn javascript_recursion_depth_is_practical() {
+    // Ordinary deep-but-finite recursion (a DFS 5,000 levels deep) must work.
+    let o = run(
+        "js",
+        "function d(n) { return n === 0 ? 0 : 1 + d(n - 1); }\nd(5000)",
+    );
+    assert_eq!(o.value.as_deref(), Some("5000"), "{o:?}");
+    let o = run(
+        "python",
+        "import sys\nsys.setrecursionlimit(20000)\ndef d(n):\n    return 0 if n == 0 else 1 + d(n - 1)\nd(5000)",
+    );
+    assert_eq!(o.value.as_deref(), Some("5000"), "{o:?}");
 }

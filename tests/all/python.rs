@@ -42,7 +42,11 @@ fn exception_in_nested_function_has_class_line_column_and_stack() {
     assert_eq!(e.class, "ZeroDivisionError");
     assert_eq!(e.message, "division by zero");
     assert_eq!((e.line, e.column), (Some(3), Some(12)));
-    let frames: Vec<_> = e.stack.iter().map(|f| (f.function.as_str(), f.line)).collect();
+    let frames: Vec<_> = e
+        .stack
+        .iter()
+        .map(|f| (f.function.as_str(), f.line))
+        .collect();
     assert_eq!(frames, [("<module>", 8), ("average", 6), ("ratio", 3)]);
 }
 

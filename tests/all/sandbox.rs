@@ -14,7 +14,13 @@ fn python_cannot_read_files() {
     for path in ["/etc/passwd", "/proc/self/environ", "Cargo.toml", "."] {
         let class = error_class("python", &format!("open({path:?}).read()"));
         assert!(
-            ["FileNotFoundError", "PermissionError", "OSError", "IsADirectoryError"].contains(&class.as_str()),
+            [
+                "FileNotFoundError",
+                "PermissionError",
+                "OSError",
+                "IsADirectoryError"
+            ]
+            .contains(&class.as_str()),
             "{path}: {class}"
         );
     }
@@ -31,21 +37,33 @@ fn python_sees_no_environment() {
     };
     let o = run("python", "import os\nsorted(os.environ)");
     assert_eq!(o.value.as_deref(), Some("[]"), "{o:?}");
-    assert_eq!(error_class("python", "import os\nos.environ['HOME']"), "KeyError");
+    assert_eq!(
+        error_class("python", "import os\nos.environ['HOME']"),
+        "KeyError"
+    );
     let o = run("python", "import os\nos.getenv('LLMOS_TEST_SECRET')");
     assert_eq!(o.value, None);
 }
 
 #[test]
 fn python_cannot_open_sockets() {
-    let o = run("python", "import socket\ns = socket.create_connection(('127.0.0.1', 80), timeout=1)");
+    let o = run(
+        "python",
+        "import socket\ns = socket.create_connection(('127.0.0.1', 80), timeout=1)",
+    );
     assert_eq!(o.status, Status::Error, "{o:?}");
 }
 
 #[test]
 fn javascript_has_no_host_objects() {
-    let o = run("js", "[typeof require, typeof process, typeof std, typeof os, typeof fetch, typeof XMLHttpRequest].join()");
-    assert_eq!(o.value.as_deref(), Some("'undefined,undefined,undefined,undefined,undefined,undefined'"));
+    let o = run(
+        "js",
+        "[typeof require, typeof process, typeof std, typeof os, typeof fetch, typeof XMLHttpRequest].join()",
+    );
+    assert_eq!(
+        o.value.as_deref(),
+        Some("'undefined,undefined,undefined,undefined,undefined,undefined'")
+    );
     let o = run("js", "import('os')");
     assert_eq!(o.status, Status::Error, "{o:?}");
 }

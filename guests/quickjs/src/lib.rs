@@ -10,7 +10,7 @@
 //! into a `guest-error`, and strings that can be large are copied out of
 //! QuickJS with fallible allocations.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::io::Write;
 use std::ptr;
@@ -42,6 +42,8 @@ thread_local! {
     static EXIT_CODE: Cell<Option<i32>> = const { Cell::new(None) };
     /// State of `Math.random` (xoshiro256**), seeded at the start of each run.
     static RNG: Cell<[u64; 4]> = const { Cell::new([1, 2, 3, 4]) };
+    /// The last run's QuickJS context and runtime, freed when the next run starts.
+    static PREVIOUS: RefCell<Option<(Context, Runtime)>> = const { RefCell::new(None) };
 }
 
 struct Component;
@@ -85,6 +87,8 @@ fn internal_error(message: impl Into<String>) -> GuestError {
 }
 
 fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
+    // Free the previous run's runtime (see the end of this function).
+    drop(PREVIOUS.with(|p| p.borrow_mut().take()));
     EXIT_CODE.with(|c| c.set(None));
     seed_random();
     // Initialise std's stdout/stderr (and their buffers) while memory is plentiful.
@@ -95,17 +99,29 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
     let _ = ballast.try_reserve_exact(BALLAST_BYTES);
     let mut ballast = Some(ballast);
 
-    let filename = if filename.is_empty() { DEFAULT_FILENAME } else { filename };
+    let filename = if filename.is_empty() {
+        DEFAULT_FILENAME
+    } else {
+        filename
+    };
 
-    let rt = Runtime::new().map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
-    let context =
-        Context::full(&rt).map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
+    let rt = Runtime::new()
+        .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
+    let context = Context::full(&rt)
+        .map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
     let result = context.with(|ctx| {
-        let mut run = Run { ctx: ctx.clone(), filename, helpers: None, ballast: &mut ballast };
+        let mut run = Run {
+            ctx: ctx.clone(),
+            filename,
+            helpers: None,
+            ballast: &mut ballast,
+        };
         run.run(source)
     });
-    std::mem::forget(context);
-    std::mem::forget(rt);
+    // Tearing a runtime down costs ~20% of a trivial run (more with a big
+    // heap) and the host discards the instance after one run, so the runtime
+    // is freed lazily, at the start of the next run on this instance if any.
+    PREVIOUS.with(|p| *p.borrow_mut() = Some((context, rt)));
     result
 }
 
@@ -175,7 +191,8 @@ impl<'a, 'js> Run<'a, 'js> {
                                 // parse at its first `await`.
                                 let plain = self.compile_error(exc);
                                 let with_await = self.compile_error(exc2);
-                                let pos = |e: &GuestError| (e.line.unwrap_or(0), e.column.unwrap_or(0));
+                                let pos =
+                                    |e: &GuestError| (e.line.unwrap_or(0), e.column.unwrap_or(0));
                                 if pos(&with_await) > pos(&plain) {
                                     return Err(with_await);
                                 }
@@ -191,7 +208,9 @@ impl<'a, 'js> Run<'a, 'js> {
         drop(src);
 
         // SAFETY: JS_EvalFunction takes ownership of the compiled function.
-        let raw = unsafe { qjs::JS_EvalFunction(self.raw(), qjs::JS_DupValue(self.raw(), compiled.as_raw())) };
+        let raw = unsafe {
+            qjs::JS_EvalFunction(self.raw(), qjs::JS_DupValue(self.raw(), compiled.as_raw()))
+        };
         drop(compiled);
         let value = if unsafe { qjs::JS_IsException(raw) } {
             let exc = self.ctx.catch();
@@ -215,7 +234,9 @@ impl<'a, 'js> Run<'a, 'js> {
                     }
                 }
                 Settled::Fulfilled(_) | Settled::Pending => return Ok(None),
-                Settled::Rejected(reason) => return Err(self.error_from(reason, ErrorKind::Runtime)),
+                Settled::Rejected(reason) => {
+                    return Err(self.error_from(reason, ErrorKind::Runtime))
+                }
                 Settled::NotAPromise => {}
             }
         }
@@ -251,10 +272,19 @@ impl<'a, 'js> Run<'a, 'js> {
             native.set("write", Function::new(ctx.clone(), native_write)?)?;
             native.set("log", Function::new(ctx.clone(), native_log)?)?;
             native.set("exit", Function::new(ctx.clone(), native_exit)?)?;
-            native.set("promiseState", Function::new(ctx.clone(), native_promise_state)?)?;
-            native.set("random", Function::new(ctx.clone(), native_random)?.with_name("random")?)?;
+            native.set(
+                "promiseState",
+                Function::new(ctx.clone(), native_promise_state)?,
+            )?;
+            native.set(
+                "random",
+                Function::new(ctx.clone(), native_random)?.with_name("random")?,
+            )?;
             let helpers: Object = factory.call((native,))?;
-            Ok(Helpers { inspect: helpers.get("inspect")?, describe: helpers.get("describe")? })
+            Ok(Helpers {
+                inspect: helpers.get("inspect")?,
+                describe: helpers.get("describe")?,
+            })
         };
         match setup() {
             Ok(h) => {
@@ -278,13 +308,21 @@ impl<'a, 'js> Run<'a, 'js> {
                 } else {
                     e.to_string()
                 };
-                Err(internal_error(format!("cannot install the prelude: {detail}")))
+                Err(internal_error(format!(
+                    "cannot install the prelude: {detail}"
+                )))
             }
         }
     }
 
     /// Compile without running. `Err` carries the pending exception.
-    fn compile(&self, src: &[u8], len: usize, fname: &CStr, flags: u32) -> Result<Value<'js>, Value<'js>> {
+    fn compile(
+        &self,
+        src: &[u8],
+        len: usize,
+        fname: &CStr,
+        flags: u32,
+    ) -> Result<Value<'js>, Value<'js>> {
         // SAFETY: `src` is NUL-terminated at `len`, `fname` is a C string.
         let raw = unsafe {
             qjs::JS_Eval(
@@ -340,23 +378,28 @@ impl<'a, 'js> Run<'a, 'js> {
                 return Settled::NotAPromise;
             }
             match qjs::JS_PromiseState(self.raw(), v) {
-                qjs::JSPromiseStateEnum_JS_PROMISE_FULFILLED => {
-                    Settled::Fulfilled(Value::from_raw(self.ctx.clone(), qjs::JS_PromiseResult(self.raw(), v)))
-                }
-                qjs::JSPromiseStateEnum_JS_PROMISE_REJECTED => {
-                    Settled::Rejected(Value::from_raw(self.ctx.clone(), qjs::JS_PromiseResult(self.raw(), v)))
-                }
+                qjs::JSPromiseStateEnum_JS_PROMISE_FULFILLED => Settled::Fulfilled(
+                    Value::from_raw(self.ctx.clone(), qjs::JS_PromiseResult(self.raw(), v)),
+                ),
+                qjs::JSPromiseStateEnum_JS_PROMISE_REJECTED => Settled::Rejected(Value::from_raw(
+                    self.ctx.clone(),
+                    qjs::JS_PromiseResult(self.raw(), v),
+                )),
                 _ => Settled::Pending,
             }
         }
     }
 
     fn display(&mut self, value: Value<'js>) -> Result<Option<String>, GuestError> {
-        let Some(helpers) = &self.helpers else { return Ok(None) };
+        let Some(helpers) = &self.helpers else {
+            return Ok(None);
+        };
         match helpers.inspect.call::<_, Value>((value.clone(),)) {
             Ok(s) => match js_string(&self.ctx, &s) {
                 Some(s) => Ok(Some(s)),
-                None => Err(internal_error("out of memory displaying the completion value")),
+                None => Err(internal_error(
+                    "out of memory displaying the completion value",
+                )),
             },
             Err(_) => {
                 let exc = self.ctx.catch();
@@ -418,13 +461,26 @@ impl<'a, 'js> Run<'a, 'js> {
                 column = Some(c);
             }
         }
-        GuestError { kind, class, message, line, column, stack: frames, exit_code: None }
+        GuestError {
+            kind,
+            class,
+            message,
+            line,
+            column,
+            stack: frames,
+            exit_code: None,
+        }
     }
 
     /// `[class, message, stack]` from the prelude's `describe`; on failure,
     /// the exception it threw, if any.
-    fn describe(&mut self, exc: &Value<'js>) -> Result<(String, String, String), Option<Value<'js>>> {
-        let Some(helpers) = self.helpers.as_ref() else { return Err(None) };
+    fn describe(
+        &mut self,
+        exc: &Value<'js>,
+    ) -> Result<(String, String, String), Option<Value<'js>>> {
+        let Some(helpers) = self.helpers.as_ref() else {
+            return Err(None);
+        };
         let parts: Array = match helpers.describe.call((exc.clone(),)) {
             Ok(a) => a,
             Err(_) => return Err(Some(self.ctx.catch())),
@@ -485,10 +541,18 @@ fn fallback_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, kind: ErrorKind) -> Gue
     let mut class = "InternalError".to_string();
     let mut message = "the thrown value could not be described".to_string();
     if let Some(obj) = exc.as_object() {
-        if let Some(n) = obj.get::<_, Value>("name").ok().and_then(|v| js_string(ctx, &v)) {
+        if let Some(n) = obj
+            .get::<_, Value>("name")
+            .ok()
+            .and_then(|v| js_string(ctx, &v))
+        {
             class = n;
         }
-        if let Some(m) = obj.get::<_, Value>("message").ok().and_then(|v| js_string(ctx, &v)) {
+        if let Some(m) = obj
+            .get::<_, Value>("message")
+            .ok()
+            .and_then(|v| js_string(ctx, &v))
+        {
             message = m;
         }
     } else if let Some(s) = js_string(ctx, exc) {
@@ -496,7 +560,15 @@ fn fallback_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, kind: ErrorKind) -> Gue
         message = s;
     }
     let _ = ctx.catch();
-    GuestError { kind, class, message, line: None, column: None, stack: Vec::new(), exit_code: None }
+    GuestError {
+        kind,
+        class,
+        message,
+        line: None,
+        column: None,
+        stack: Vec::new(),
+        exit_code: None,
+    }
 }
 
 fn innermost(frames: &[Frame]) -> (Option<u32>, Option<u32>) {
@@ -571,7 +643,12 @@ fn native_write<'js>(ctx: Ctx<'js>, fd: i32, text: Value<'js>) -> rquickjs::Resu
 }
 
 /// `native.log(level, message, [k1, v1, k2, v2, ...])` → `log::write`.
-fn native_log<'js>(ctx: Ctx<'js>, level: i32, message: Value<'js>, flat: Array<'js>) -> rquickjs::Result<()> {
+fn native_log<'js>(
+    ctx: Ctx<'js>,
+    level: i32,
+    message: Value<'js>,
+    flat: Array<'js>,
+) -> rquickjs::Result<()> {
     let level = match level {
         0 => klog::Level::Debug,
         1 => klog::Level::Info,
@@ -684,7 +761,10 @@ fn native_promise_state<'js>(ctx: Ctx<'js>, v: Value<'js>) -> rquickjs::Result<V
 /// `    at f (file.js:3:33)`, `    at <anonymous> (file.js:1:2)`,
 /// `    at file.js:3:5` (compile errors), `    at f (native)`.
 fn parse_stack(stack: &str, filename: &str) -> Vec<Frame> {
-    let mut frames: Vec<Frame> = stack.lines().filter_map(|l| parse_frame(l, filename)).collect();
+    let mut frames: Vec<Frame> = stack
+        .lines()
+        .filter_map(|l| parse_frame(l, filename))
+        .collect();
     frames.reverse();
     frames
 }
@@ -700,7 +780,12 @@ fn parse_frame(line: &str, filename: &str) -> Option<Frame> {
         None => ("<eval>", rest),
     };
     let (line, column) = parse_location(loc, filename)?;
-    Some(Frame { function: function.to_string(), file: filename.to_string(), line, column })
+    Some(Frame {
+        function: function.to_string(),
+        file: filename.to_string(),
+        line,
+        column,
+    })
 }
 
 /// `file:line:col` → (line, col) when `file` is `filename`.
@@ -712,5 +797,7 @@ fn parse_location(loc: &str, filename: &str) -> Option<(u32, u32)> {
 
 /// Position of a compile error: the first `at file:line:col` line.
 fn syntax_position(stack: &str, filename: &str) -> Option<(u32, u32)> {
-    stack.lines().find_map(|l| parse_location(l.trim_start().strip_prefix("at ")?, filename))
+    stack
+        .lines()
+        .find_map(|l| parse_location(l.trim_start().strip_prefix("at ")?, filename))
 }

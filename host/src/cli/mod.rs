@@ -16,7 +16,11 @@ pub const EXIT_ARTIFACT_FAILED: u8 = 1;
 pub const EXIT_HOST_ERROR: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "llmos", version, about = "A self-correcting kernel for running code that language models write")]
+#[command(
+    name = "llmos",
+    version,
+    about = "A self-correcting kernel for running code that language models write"
+)]
 pub struct Cli {
     /// Show progress and kernel logs on stderr.
     #[arg(long, short, global = true)]
@@ -29,6 +33,15 @@ pub struct Cli {
 pub enum Command {
     /// Run an artifact in a fresh sandbox.
     Run(run::RunArgs),
+    /// Load every language (compiling components on first use) and report readiness.
+    Check {
+        /// One JSON object per language on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Prepare the un-metered engine instead of the fuel-metered one.
+        #[arg(long)]
+        unmetered: bool,
+    },
     /// List the guest languages this kernel knows.
     Languages {
         /// One JSON array on stdout.
@@ -51,6 +64,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args, cli.verbose),
         Command::Languages { json } => languages(json),
+        Command::Check { json, unmetered } => check(json, !unmetered),
     };
     match result {
         Ok(code) => code,
@@ -91,6 +105,38 @@ fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
             let exts: Vec<_> = m.extensions.iter().map(|e| format!(".{e}")).collect();
             println!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(json: bool, metered: bool) -> Result<ExitCode, crate::HostError> {
+    let start = std::time::Instant::now();
+    let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?.on_event(|e| match e {
+        crate::engine::RuntimeEvent::Compiling { language, .. } => {
+            eprintln!("llmos: compiling the {language} component (first run; cached afterwards)…")
+        }
+    });
+    let names: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
+    for name in names {
+        let p = runtime.prepare(&name, metered)?;
+        let cache = match &p.cache {
+            crate::cache::CacheStatus::Hit => "cached".to_string(),
+            crate::cache::CacheStatus::Compiled(r) => format!("compiled ({r:?})").to_lowercase(),
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"language": name, "cache": cache, "load_ms": p.load_ms})
+            );
+        } else {
+            println!("{name:<12} ready  {cache:<24} {:>8.2} ms", p.load_ms);
+        }
+    }
+    if !json {
+        println!(
+            "all languages ready in {:.2} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -60,8 +60,9 @@ impl RunArgs {
             l.timeout = limits::parse_duration(t)?;
         }
         if let Some(o) = &self.output_limit {
-            l.output_bytes = usize::try_from(limits::parse_size(o)?)
-                .map_err(|_| HostError::InvalidLimit(format!("--output-limit `{o}` is too large")))?;
+            l.output_bytes = usize::try_from(limits::parse_size(o)?).map_err(|_| {
+                HostError::InvalidLimit(format!("--output-limit `{o}` is too large"))
+            })?;
         }
         l.validate()?;
         Ok(l)
@@ -72,13 +73,18 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
     let limits = args.limits()?;
     let source = std::fs::read(&args.file).map_err(|e| HostError::io(&args.file, e))?;
     let source = String::from_utf8(source).map_err(|_| {
-        HostError::io(&args.file, std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        HostError::io(
+            &args.file,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+        )
     })?;
     let json = args.json;
     let runtime = Runtime::new(RuntimeConfig::default())?.on_event(move |e| match e {
         RuntimeEvent::Compiling { language, .. } => {
             if !json || verbose {
-                eprintln!("llmos: compiling the {language} component (first run; cached afterwards)…");
+                eprintln!(
+                    "llmos: compiling the {language} component (first run; cached afterwards)…"
+                );
             }
         }
     });
@@ -106,7 +112,8 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
     let outcome = rt.block_on(runtime.run(&req))?;
 
     if args.json {
-        let mut v = serde_json::to_value(&outcome).map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        let mut v = serde_json::to_value(&outcome)
+            .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("file".into(), args.file.display().to_string().into());
         }
@@ -114,7 +121,11 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
     } else {
         print_human(&outcome, &req);
     }
-    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ARTIFACT_FAILED) })
+    Ok(if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ARTIFACT_FAILED)
+    })
 }
 
 fn print_human(o: &Outcome, req: &RunRequest) {
@@ -123,7 +134,10 @@ fn print_human(o: &Outcome, req: &RunRequest) {
     let _ = out.flush();
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(o.stderr.as_bytes());
-    let fuel = o.fuel_consumed.map(|f| format!(", fuel {f}")).unwrap_or_default();
+    let fuel = o
+        .fuel_consumed
+        .map(|f| format!(", fuel {f}"))
+        .unwrap_or_default();
     let facts = format!(
         "{}, {:.1} ms{fuel}, peak memory {:.1} MiB",
         o.language,
@@ -132,7 +146,13 @@ fn print_human(o: &Outcome, req: &RunRequest) {
     );
     for log in &o.logs {
         let fields: Vec<_> = log.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(err, "[{:?}] {} {}", log.level, log.message, fields.join(" "));
+        let _ = writeln!(
+            err,
+            "[{:?}] {} {}",
+            log.level,
+            log.message,
+            fields.join(" ")
+        );
     }
     if o.is_ok() {
         if let Some(v) = &o.value {
@@ -153,7 +173,11 @@ fn print_human(o: &Outcome, req: &RunRequest) {
                 }
             }
             for f in e.stack.iter().rev() {
-                let _ = writeln!(err, "    at {} ({}:{}:{})", f.function, f.file, f.line, f.column);
+                let _ = writeln!(
+                    err,
+                    "    at {} ({}:{}:{})",
+                    f.function, f.file, f.line, f.column
+                );
             }
         }
     }

@@ -48,7 +48,11 @@ impl LogCtx {
 
     fn push(&mut self, record: LogRecord) -> Result<(), OutputLimitExceeded> {
         let size = record.message.len()
-            + record.fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            + record
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
         if self.truncated
             || self.records.len() >= self.max_records
             || self.bytes.saturating_add(size) > self.max_bytes
@@ -64,14 +68,25 @@ impl LogCtx {
                     fields: Vec::new(),
                 });
             }
-            return Err(OutputLimitExceeded { stream: "logs", limit: self.max_bytes });
+            return Err(OutputLimitExceeded {
+                stream: "logs",
+                limit: self.max_bytes,
+            });
         }
         self.bytes += size;
         match record.level {
-            LogLevel::Debug => tracing::debug!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message),
-            LogLevel::Info => tracing::info!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message),
-            LogLevel::Warn => tracing::warn!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message),
-            LogLevel::Error => tracing::error!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message),
+            LogLevel::Debug => {
+                tracing::debug!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message)
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message)
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message)
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "llmos::artifact", artifact = %self.artifact, fields = ?record.fields, "{}", record.message)
+            }
         }
         self.records.push(record);
         Ok(())
@@ -87,7 +102,11 @@ impl log::Host for LogCtx {
             Level::Error => LogLevel::Error,
         };
         let fields = fields.into_iter().map(|f| (f.key, f.value)).collect();
-        self.push(LogRecord { level, message, fields })?;
+        self.push(LogRecord {
+            level,
+            message,
+            fields,
+        })?;
         Ok(())
     }
 }
@@ -115,7 +134,17 @@ mod tests {
     fn bounded_by_count_and_bytes() {
         let mut ctx = LogCtx::new("t", 2, 1000);
         assert!(ctx.write(Level::Info, "a".into(), vec![]).is_ok());
-        assert!(ctx.write(Level::Warn, "b".into(), vec![Field { key: "k".into(), value: "v".into() }]).is_ok());
+        assert!(
+            ctx.write(
+                Level::Warn,
+                "b".into(),
+                vec![Field {
+                    key: "k".into(),
+                    value: "v".into()
+                }]
+            )
+            .is_ok()
+        );
         let err = ctx.write(Level::Info, "c".into(), vec![]);
         assert!(err.is_err_and(|e| e.downcast_ref::<OutputLimitExceeded>().is_some()));
         assert!(ctx.truncated());

@@ -41,6 +41,9 @@ mod tests {
     #[test]
     fn exit_traps_with_the_exact_code() {
         let err = ProcessCtx.exit(3).err();
-        assert_eq!(err.and_then(|e| e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|e| e.0)), Some(3));
+        assert_eq!(
+            err.and_then(|e| e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|e| e.0)),
+            Some(3)
+        );
     }
 }
