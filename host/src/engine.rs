@@ -111,6 +111,8 @@ pub struct Runtime {
     metered: OnceLock<EngineSlot>,
     unmetered: OnceLock<EngineSlot>,
     prepared: Mutex<HashMap<(String, bool), Arc<Prepared>>>,
+    /// Held while loading a component, so concurrent first runs compile it once.
+    loading: Mutex<()>,
     events: Option<EventSink>,
 }
 
@@ -137,6 +139,7 @@ impl Runtime {
             metered: OnceLock::new(),
             unmetered: OnceLock::new(),
             prepared: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             events: None,
         })
     }
@@ -185,6 +188,10 @@ impl Runtime {
     pub fn prepare(&self, language: &str, metered: bool) -> Result<Arc<Prepared>, HostError> {
         let manifest = self.languages.by_name(language)?;
         let key = (manifest.name.clone(), metered);
+        if let Some(p) = self.lock_prepared().get(&key) {
+            return Ok(p.clone());
+        }
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = self.lock_prepared().get(&key) {
             return Ok(p.clone());
         }

@@ -39,7 +39,7 @@ pub struct Limits {
 }
 
 /// Fuel for roughly one second of guest work on this class of machine.
-pub const DEFAULT_FUEL: u64 = 4_000_000_000;
+pub const DEFAULT_FUEL: u64 = 10_000_000_000;
 pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_OUTPUT_BYTES: usize = 1 << 20;

@@ -1,1 +1,246 @@
-fn main() {}
+//! `make bench`: the foundation benchmarks, printed as a table of medians.
+//!
+//! - warm start: a new `llmos check` process until both cached components
+//!   are deserialized and ready (process start to exit), and the same work
+//!   in-process (engine + deserialize + link);
+//! - a fresh sandbox (Store + instance) running a trivial artifact, per language;
+//! - recursive fib (JS fib(25), Python fib(22)) in the sandbox with fuel,
+//!   without fuel, and natively (rquickjs 0.14 built for the host, python3).
+//!
+//! Sandbox fib times are the run's duration minus the median of the same
+//! artifact computing fib(0), so instantiation is not counted as compute.
+//! Set `LLMOS_BENCH_QUICK=1` for fewer iterations.
+
+use std::process::Command;
+use std::time::Instant;
+
+use llmos::engine::{Prepared, run_prepared};
+use llmos::{Limits, RunRequest, Runtime, Status};
+use llmos_tests::{block_on, llmos_bin, test_config};
+
+const JS_FIB: &str = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(N)";
+const PY_FIB: &str = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(N)";
+
+fn iterations(full: usize) -> usize {
+    if std::env::var_os("LLMOS_BENCH_QUICK").is_some() {
+        (full / 5).max(3)
+    } else {
+        full
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn time_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+/// Median duration of running `source` in a fresh sandbox, as the host measures it.
+fn sandbox_ms(p: &Prepared, lang: &str, source: &str, fuel: Option<u64>, n: usize) -> f64 {
+    let mut req = RunRequest::new(lang, source);
+    req.limits = Limits {
+        fuel,
+        ..Limits::default()
+    };
+    let once = |req: &RunRequest| {
+        let o = block_on(run_prepared(p, req));
+        assert_eq!(o.status, Status::Ok, "{source}: {o:?}");
+        o.duration_ms
+    };
+    once(&req);
+    median((0..n).map(|_| once(&req)).collect())
+}
+
+fn native_quickjs_fib_ms(n: usize) -> f64 {
+    let rt = rquickjs::Runtime::new().expect("quickjs runtime");
+    let ctx = rquickjs::Context::full(&rt).expect("quickjs context");
+    ctx.with(|ctx| {
+        ctx.eval::<(), _>("function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }")
+            .expect("define");
+        time_ms(n, || {
+            let v: i32 = ctx.eval("fib(25)").expect("fib");
+            assert_eq!(v, 75025);
+        })
+    })
+}
+
+fn native_python_fib_ms(n: usize) -> Option<f64> {
+    let script = format!(
+        "import time, statistics\n{}\nts = []\nfor _ in range({}):\n    t = time.perf_counter(); fib(22); ts.append((time.perf_counter() - t) * 1e3)\nprint(statistics.median(ts))",
+        PY_FIB.replace("\nfib(N)", ""),
+        n
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+struct Table(Vec<(String, String, String)>);
+
+impl Table {
+    fn row(&mut self, what: &str, value: String, note: impl Into<String>) {
+        println!("  {what:<44} {value:>12}  {}", note.into());
+        self.0.push((what.into(), value, String::new()));
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to filter here.
+    let cfg = test_config();
+    println!("llmos foundation benchmarks (medians)");
+    println!(
+        "  wasmtime {}, components in {}",
+        llmos::cache::WASMTIME_VERSION,
+        cfg.components_dir.display()
+    );
+    let mut t = Table(Vec::new());
+
+    // Make sure both engines' caches are warm before timing anything.
+    let runtime = Runtime::new(cfg.clone()).expect("runtime");
+    let langs = ["javascript", "python"];
+    for lang in langs {
+        for metered in [true, false] {
+            runtime.prepare(lang, metered).expect("prepare");
+        }
+    }
+
+    // --- warm start -------------------------------------------------------
+    let bin = llmos_bin();
+    let n = iterations(30);
+    let warm_process = time_ms(n, || {
+        let st = Command::new(&bin)
+            .args(["check", "--json"])
+            .env("LLMOS_COMPONENTS", &cfg.components_dir)
+            .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+            .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+            .output()
+            .expect("spawn llmos");
+        assert!(st.status.success());
+    });
+    t.row(
+        "warm start: `llmos check` process, both ready",
+        format!("{warm_process:.2} ms"),
+        "target ≤ 20 ms",
+    );
+    let warm_inproc = time_ms(n, || {
+        let rt = Runtime::new(cfg.clone()).expect("runtime");
+        for lang in langs {
+            rt.prepare(lang, true).expect("prepare");
+        }
+    });
+    t.row(
+        "warm start: in-process, both ready",
+        format!("{warm_inproc:.2} ms"),
+        "engine + verify + deserialize + link",
+    );
+
+    // --- fresh sandbox + trivial artifact ---------------------------------
+    let n = iterations(200);
+    let js = runtime.prepare("javascript", true).expect("js");
+    let py = runtime.prepare("python", true).expect("python");
+    let js_trivial = sandbox_ms(&js, "js", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
+    t.row(
+        "fresh sandbox + `1+1`: JavaScript",
+        format!("{js_trivial:.3} ms"),
+        "target ≤ 0.3 ms",
+    );
+    let py_trivial = sandbox_ms(&py, "python", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
+    t.row(
+        "fresh sandbox + `1+1`: Python",
+        format!("{py_trivial:.3} ms"),
+        "target ≤ 2 ms",
+    );
+
+    // --- fib --------------------------------------------------------------
+    let n = iterations(25);
+    let fuel = Some(u64::MAX / 4);
+    let js_un = runtime.prepare("javascript", false).expect("js");
+    let py_un = runtime.prepare("python", false).expect("python");
+    let js_src = |k: u32| JS_FIB.replace('N', &k.to_string());
+    let py_src = |k: u32| PY_FIB.replace("(N)", &format!("({k})"));
+
+    let js_base_fuel = sandbox_ms(&js, "js", &js_src(0), fuel, n);
+    let js_base_free = sandbox_ms(&js_un, "js", &js_src(0), None, n);
+    let js_fuel = sandbox_ms(&js, "js", &js_src(25), fuel, n) - js_base_fuel;
+    let js_free = sandbox_ms(&js_un, "js", &js_src(25), None, n) - js_base_free;
+    let js_native = native_quickjs_fib_ms(n);
+    t.row(
+        "JS fib(25) in sandbox, fuel on",
+        format!("{js_fuel:.2} ms"),
+        format!("{:.2}× native", js_fuel / js_native),
+    );
+    t.row(
+        "JS fib(25) in sandbox, fuel off",
+        format!("{js_free:.2} ms"),
+        format!("{:.2}× native (target ≤ 1.3×)", js_free / js_native),
+    );
+    t.row(
+        "JS fib(25) native QuickJS (rquickjs 0.14)",
+        format!("{js_native:.2} ms"),
+        "baseline",
+    );
+
+    let py_base_fuel = sandbox_ms(&py, "python", &py_src(0), fuel, n);
+    let py_base_free = sandbox_ms(&py_un, "python", &py_src(0), None, n);
+    let py_fuel = sandbox_ms(&py, "python", &py_src(22), fuel, n) - py_base_fuel;
+    let py_free = sandbox_ms(&py_un, "python", &py_src(22), None, n) - py_base_free;
+    match native_python_fib_ms(n) {
+        Some(native) => {
+            t.row(
+                "Python fib(22) in sandbox, fuel on",
+                format!("{py_fuel:.2} ms"),
+                format!("{:.2}× native", py_fuel / native),
+            );
+            t.row(
+                "Python fib(22) in sandbox, fuel off",
+                format!("{py_free:.2} ms"),
+                format!("{:.2}× native", py_free / native),
+            );
+            t.row(
+                "Python fib(22) native python3",
+                format!("{native:.2} ms"),
+                "baseline",
+            );
+        }
+        None => {
+            t.row(
+                "Python fib(22) in sandbox, fuel on",
+                format!("{py_fuel:.2} ms"),
+                "",
+            );
+            t.row(
+                "Python fib(22) in sandbox, fuel off",
+                format!("{py_free:.2} ms"),
+                "",
+            );
+            t.row(
+                "Python fib(22) native python3",
+                "n/a".into(),
+                "python3 not found",
+            );
+        }
+    }
+    println!("  ({} rows)", t.0.len());
+}
