@@ -18,6 +18,7 @@ COMPONENTS  := $(ROOT)/target/components
 VENV        := $(ROOT)/target/guest-venv
 STAMPS      := $(ROOT)/target/stamps
 LLMOS       := $(CARGO_TARGET_DIR)/release/llmos
+PREINIT     := $(CARGO_TARGET_DIR)/release/llmos-preinit
 
 APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc
 COMPONENTIZE_PY     := componentize-py==0.25.1
@@ -55,6 +56,8 @@ $(STAMPS)/venv:
 guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm
 
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
+# The component is then pre-initialised (Wizer, `llmos-preinit`): its `init`
+# builds the QuickJS runtime, context and prelude once, at build time.
 $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup
 	@mkdir -p $(COMPONENTS)
 	cd guests/quickjs && \
@@ -62,7 +65,8 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 	  CC_wasm32_wasip2=clang-16 AR_wasm32_wasip2=llvm-ar-16 \
 	  CFLAGS_wasm32_wasip2="-isystem /usr/include/wasm32-wasi" \
 	  cargo build --release --locked --target wasm32-wasip2
-	cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/llmos_guest_quickjs.wasm $@.tmp && mv $@.tmp $@
+	cargo build --release --locked -p llmos --bin llmos-preinit
+	$(PREINIT) $(CARGO_TARGET_DIR)/wasm32-wasip2/release/llmos_guest_quickjs.wasm $@
 
 # CPython via componentize-py; only modules imported at build time exist at run time.
 $(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv

@@ -47,7 +47,8 @@ pub struct RunRequest {
     /// Language name or alias (see the language manifests).
     pub language: String,
     pub source: String,
-    /// File name shown in the artifact's stack traces.
+    /// File name shown in the artifact's stack traces; empty means
+    /// `artifact.<the language's first extension>`.
     pub filename: String,
     /// Identifies the artifact in logs.
     pub artifact_id: String,
@@ -126,6 +127,15 @@ pub fn engine_config(metered: bool) -> Config {
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .parallel_compilation(true);
     c
+}
+
+/// The linker every guest is instantiated with: WASI (with the capabilities
+/// `HostState` grants, i.e. none) and the kernel APIs.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker: Linker<HostState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::kernel::add_to_linker(&mut linker)?;
+    Ok(linker)
 }
 
 impl Runtime {
@@ -213,9 +223,7 @@ impl Runtime {
             &component_path,
             &on_compile,
         )?;
-        let mut linker: Linker<HostState> = Linker::new(&slot.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        crate::kernel::add_to_linker(&mut linker)?;
+        let linker = linker(&slot.engine)?;
         let instance_pre =
             linker
                 .instantiate_pre(&loaded.component)
@@ -268,6 +276,19 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
     store.set_epoch_deadline(limits.epoch_ticks());
     store.epoch_deadline_trap();
 
+    let default_name;
+    let filename = if req.filename.is_empty() {
+        let ext = prepared
+            .language
+            .extensions
+            .first()
+            .map(String::as_str)
+            .unwrap_or("txt");
+        default_name = format!("artifact.{ext}");
+        &default_name
+    } else {
+        &req.filename
+    };
     let start = Instant::now();
     // The epoch deadline stops running wasm; the tokio timeout (one tick
     // later) also stops a guest blocked inside a host call, e.g. a sleep.
@@ -275,7 +296,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
         let instance = prepared.pre.instantiate_async(&mut store).await?;
         instance
             .llmos_kernel_interpreter()
-            .call_run(&mut store, &req.source, &req.filename)
+            .call_run(&mut store, &req.source, filename)
             .await
     })
     .await;

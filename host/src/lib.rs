@@ -28,6 +28,7 @@ pub mod limits;
 pub mod outcome;
 pub mod output;
 pub mod paths;
+pub mod preinit;
 pub mod state;
 
 pub use engine::{RunRequest, Runtime, RuntimeConfig};

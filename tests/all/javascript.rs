@@ -122,3 +122,21 @@ fn kernel_log_is_captured() {
     assert_eq!(o.logs[0].message, "hello");
     assert_eq!(o.logs[0].fields, vec![("n".to_string(), "1".to_string())]);
 }
+
+#[test]
+fn the_interpreter_is_preinitialised_at_build_time() {
+    // Building a QuickJS runtime, context and prelude costs ~3.7M fuel; the
+    // Wizer snapshot made by `make guests` (llmos-preinit) leaves only the run.
+    let o = run("js", "1+1");
+    assert!(
+        o.fuel_consumed.is_some_and(|f| f < 1_000_000),
+        "{:?}",
+        o.fuel_consumed
+    );
+    // And each run still starts clean: globals do not leak between runs.
+    assert_eq!(run("js", "globalThis.leak = 41").status, Status::Ok);
+    assert_eq!(
+        run("js", "typeof leak").value.as_deref(),
+        Some("'undefined'")
+    );
+}

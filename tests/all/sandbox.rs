@@ -80,3 +80,16 @@ fn seeded_randomness_is_reproducible() {
     let e = run("python", src);
     assert_ne!(d.value, e.value, "unseeded runs draw fresh host randomness");
 }
+
+#[test]
+fn javascript_randomness_comes_from_the_host_even_after_preinit() {
+    let src = "[Math.random(), Math.random()].join()";
+    let a = run_with("js", src, |r| r.seed = Some(7));
+    let b = run_with("js", src, |r| r.seed = Some(7));
+    assert_eq!(a.value, b.value);
+    assert_ne!(
+        run("js", src).value,
+        run("js", src).value,
+        "the snapshot must not bake in a seed"
+    );
+}

@@ -15,14 +15,16 @@ use std::ffi::CStr;
 use std::io::Write;
 use std::ptr;
 
-use rquickjs::{qjs, Array, Context, Ctx, Error as JsError, Function, Object, Runtime, Value};
+use rquickjs::{
+    qjs, Array, Context, Ctx, Error as JsError, Function, Object, Persistent, Runtime, Value,
+};
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "language",
+    world: "language-preinit",
 });
 
-use exports::llmos::kernel::interpreter::{ErrorKind, Frame, Guest, GuestError, Info, Success};
+use exports::llmos::kernel::interpreter::{ErrorKind, Frame, GuestError, Info, Success};
 use llmos::kernel::log as klog;
 
 /// The prelude, evaluated before the artifact under its own file name.
@@ -44,11 +46,58 @@ thread_local! {
     static RNG: Cell<[u64; 4]> = const { Cell::new([1, 2, 3, 4]) };
     /// The last run's QuickJS context and runtime, freed when the next run starts.
     static PREVIOUS: RefCell<Option<(Context, Runtime)>> = const { RefCell::new(None) };
+    /// A runtime and context with the prelude installed, built by `init` at
+    /// build time (Wizer snapshot); the first run on an instance uses it.
+    static WARM: RefCell<Option<Warm>> = const { RefCell::new(None) };
+}
+
+/// Interpreter state prepared ahead of the run.
+struct Warm {
+    rt: Runtime,
+    context: Context,
+    inspect: Persistent<Function<'static>>,
+    describe: Persistent<Function<'static>>,
 }
 
 struct Component;
 
 impl Guest for Component {
+    /// Build the runtime, context and prelude once, before any run. Touches
+    /// no WASI resource (no output), as the snapshot must not hold handles.
+    fn init() {
+        let Ok(rt) = Runtime::new() else { return };
+        let Ok(context) = Context::full(&rt) else {
+            return;
+        };
+        let helpers = context.with(|ctx| {
+            let mut ballast = None;
+            let mut run = Run {
+                ctx: ctx.clone(),
+                filename: DEFAULT_FILENAME,
+                helpers: None,
+                ballast: &mut ballast,
+            };
+            run.install_prelude().ok()?;
+            let h = run.helpers.take()?;
+            Some((
+                Persistent::save(&ctx, h.inspect),
+                Persistent::save(&ctx, h.describe),
+            ))
+        });
+        if let Some((inspect, describe)) = helpers {
+            WARM.with(|w| {
+                *w.borrow_mut() = Some(Warm {
+                    rt,
+                    context,
+                    inspect,
+                    describe,
+                })
+            });
+        }
+    }
+}
+
+impl exports::llmos::kernel::interpreter::Guest for Component {
     fn describe() -> Info {
         Info {
             language: "javascript".to_string(),
@@ -105,15 +154,29 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
         filename
     };
 
-    let rt = Runtime::new()
-        .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
-    let context = Context::full(&rt)
-        .map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
+    let warm = WARM.with(|w| w.borrow_mut().take());
+    let (rt, context, helpers) = match warm {
+        Some(w) => (w.rt, w.context, Some((w.inspect, w.describe))),
+        None => {
+            let rt = Runtime::new()
+                .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
+            let context = Context::full(&rt)
+                .map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
+            (rt, context, None)
+        }
+    };
     let result = context.with(|ctx| {
+        let helpers = match helpers {
+            Some((inspect, describe)) => match (inspect.restore(&ctx), describe.restore(&ctx)) {
+                (Ok(inspect), Ok(describe)) => Some(Helpers { inspect, describe }),
+                _ => None,
+            },
+            None => None,
+        };
         let mut run = Run {
             ctx: ctx.clone(),
             filename,
-            helpers: None,
+            helpers,
             ballast: &mut ballast,
         };
         run.run(source)
@@ -155,7 +218,9 @@ impl<'a, 'js> Run<'a, 'js> {
     }
 
     fn run(&mut self, source: &str) -> Result<Option<String>, GuestError> {
-        self.install_prelude()?;
+        if self.helpers.is_none() {
+            self.install_prelude()?;
+        }
 
         // QuickJS requires a NUL byte after the source text.
         let mut src: Vec<u8> = Vec::new();
