@@ -775,13 +775,23 @@ fn native_random() -> f64 {
     })
 }
 
-/// Seed `Math.random` from WASI random (through std's hash keys), which the
+/// Seed `Math.random` from WASI random, which the
 /// host can seed for reproducible runs; QuickJS-ng itself seeds from the clock.
 fn seed_random() {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x6c6c_6d6f_7300);
-    let mut x = h.finish();
+    // Fresh entropy from the host (WASI `get-random-bytes`) on every run.
+    // Not `RandomState`: std caches its keys per thread, and the Wizer
+    // snapshot would bake them into every instance.
+    extern "C" {
+        fn getentropy(buf: *mut u8, len: usize) -> i32;
+    }
+    let mut seed = [0u8; 8];
+    // SAFETY: `seed` is a valid 8-byte buffer (getentropy allows up to 256).
+    let ok = unsafe { getentropy(seed.as_mut_ptr(), seed.len()) } == 0;
+    let mut x = if ok {
+        u64::from_le_bytes(seed)
+    } else {
+        0x6c6c_6d6f_7300
+    };
     let mut state = [0u64; 4];
     for word in state.iter_mut() {
         // splitmix64
