@@ -7,6 +7,10 @@
 //! wasmtime version, so a changed component, engine configuration or upgrade
 //! never loads a stale artifact.
 //!
+//! The component's content hash is remembered in `<name>.stamp` together with
+//! the file's identity (path, length, mtime, inode), so an unchanged 20 MB
+//! component is not rehashed on every start.
+//!
 //! An entry is `<name>-<component hash>-<engine fingerprint>.cwasm` plus a
 //! `.sum` sidecar holding the xxh3-128 checksum and length of the `.cwasm`.
 //! Both are written to temporary files and renamed into place, so concurrent
@@ -134,24 +138,26 @@ impl ComponentCache {
         on_compile: &dyn Fn(&Path),
     ) -> Result<Loaded, HostError> {
         let start = Instant::now();
-        let wasm = map_file(component_path).map_err(|e| match e.kind() {
+        let missing = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::NotFound => HostError::ComponentMissing {
                 path: component_path.to_owned(),
             },
             _ => HostError::io(component_path, e),
-        })?;
-        let read_ms = start.elapsed().as_secs_f64() * 1e3;
-        let path = self.entry_path(name, xxh3_128(&wasm), engine_fp);
+        };
+        let meta = std::fs::metadata(component_path).map_err(missing)?;
+        let component_hash = match self.stamped_hash(name, component_path, &meta) {
+            Some(hash) => hash,
+            None => {
+                let hash = xxh3_128(&map_file(component_path).map_err(missing)?);
+                self.write_stamp(name, component_path, &meta, hash);
+                hash
+            }
+        };
         let hashed_ms = start.elapsed().as_secs_f64() * 1e3;
+        let path = self.entry_path(name, component_hash, engine_fp);
         let verified = self.verify(&path);
         let verified_ms = start.elapsed().as_secs_f64() * 1e3;
-        tracing::debug!(
-            component = name,
-            read_ms,
-            hashed_ms,
-            verified_ms,
-            "cache lookup"
-        );
+        tracing::debug!(component = name, hashed_ms, verified_ms, "cache lookup");
         let rebuild = match verified {
             Ok(()) => {
                 // SAFETY: the file was written by `store` below from
@@ -176,6 +182,13 @@ impl ComponentCache {
             tracing::warn!(entry = %path.display(), %reason, "discarding corrupt precompiled component");
         }
         on_compile(component_path);
+        let wasm = map_file(component_path).map_err(missing)?;
+        if xxh3_128(&wasm) != component_hash {
+            // Replaced since it was hashed: key the entry by what is compiled.
+            let meta = std::fs::metadata(component_path).map_err(missing)?;
+            self.write_stamp(name, component_path, &meta, xxh3_128(&wasm));
+            return self.load(engine, engine_fp, name, component_path, on_compile);
+        }
         let cwasm = engine
             .precompile_component(&wasm)
             .map_err(|e| HostError::Compile {
@@ -193,6 +206,49 @@ impl ComponentCache {
             path,
             millis: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    fn stamp_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.stamp"))
+    }
+
+    /// The file identity a stamp records: path, length, mtime, inode.
+    fn identity(component_path: &Path, meta: &std::fs::Metadata) -> String {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{} {} {} {} {}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+            component_path.display()
+        )
+    }
+
+    /// The component's content hash, if a stamp recorded it for exactly this
+    /// file (same path, length, mtime and inode): the 20+ MB component need
+    /// not be read on every start. Any change to the file invalidates it.
+    fn stamped_hash(
+        &self,
+        name: &str,
+        component_path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Option<u128> {
+        let text = std::fs::read_to_string(self.stamp_path(name)).ok()?;
+        let (hash, identity) = text.trim_end_matches('\n').split_once(' ')?;
+        (identity == Self::identity(component_path, meta))
+            .then(|| u128::from_str_radix(hash, 16).ok())?
+    }
+
+    fn write_stamp(&self, name: &str, component_path: &Path, meta: &std::fs::Metadata, hash: u128) {
+        let text = format!("{hash:032x} {}\n", Self::identity(component_path, meta));
+        let tmp = self
+            .stamp_path(name)
+            .with_extension(format!("stamp.tmp{}", std::process::id()));
+        // A stamp is only a shortcut: failing to write one costs a rehash next time.
+        let _ = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&tmp, text))
+            .and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
     }
 
     pub fn sum_path(path: &Path) -> PathBuf {

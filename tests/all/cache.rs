@@ -169,3 +169,30 @@ fn a_component_that_is_not_wasm_is_a_clear_host_error() {
     let o = llmos_tests::run("python", "2*21");
     assert_eq!((o.status, o.value.as_deref()), (Status::Ok, Some("42")));
 }
+
+#[test]
+fn an_in_place_same_size_change_is_noticed() {
+    let s = Scratch::new();
+    assert_eq!(s.prepare(true), CacheStatus::Compiled(Rebuild::Missing));
+    assert_eq!(s.prepare(true), CacheStatus::Hit);
+    // Overwrite the component in place with different bytes of the same
+    // length (same inode), as a later `cp` would: the name custom section
+    // at the end of the file is renamed.
+    let wasm = s.config.components_dir.join("quickjs.wasm");
+    let mut bytes = std::fs::read(&wasm).expect("read");
+    bytes.extend_from_slice(&[0x00, 0x06, 0x05, b'l', b'l', b'm', b'o', b's']);
+    std::fs::write(&wasm, &bytes).expect("write");
+    assert_eq!(s.prepare(true), CacheStatus::Compiled(Rebuild::Missing));
+    let n = bytes.len();
+    bytes[n - 1] = b'S';
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wasm)
+        .expect("open");
+    use std::io::Write;
+    (&f).write_all(&bytes).expect("write");
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(2))
+        .expect("mtime");
+    assert_eq!(s.prepare(true), CacheStatus::Compiled(Rebuild::Missing));
+    assert_eq!(s.prepare(true), CacheStatus::Hit);
+}
