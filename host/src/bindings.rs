@@ -10,5 +10,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::llmos::kernel::interpreter;
-pub use llmos::kernel::{log, process};
+pub use self::exports::llmos::kernel::interpreter;
+pub use self::llmos::kernel::{log, process};
