@@ -242,5 +242,35 @@ fn main() {
             );
         }
     }
+    // --- many concurrent sandboxes (the batch design) --------------------
+    // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;
+    // fuel_async_yield_interval keeps long runs from starving the others.
+    let total = iterations(2000);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let start = Instant::now();
+    mt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..total {
+            let p = js.clone();
+            set.spawn(async move {
+                let req = RunRequest::new("js", format!("{i} * 2"));
+                run_prepared(&p, &req).await.status
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            assert_eq!(r.ok(), Some(Status::Ok));
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    t.row(
+        &format!("{total} concurrent JS sandboxes ({threads} threads)"),
+        format!("{:.0} runs/s", total as f64 / secs),
+        format!("{:.3} ms per run", secs * 1e3 / total as f64),
+    );
     println!("  ({} rows)", t.0.len());
 }
