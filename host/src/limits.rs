@@ -245,7 +245,12 @@ impl EpochTicker {
             .name("llmos-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    // Parked rather than slept, so dropping the ticker wakes
+                    // it at once instead of waiting out the tick.
+                    std::thread::park_timeout(EPOCH_TICK);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
@@ -263,6 +268,7 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

@@ -7,7 +7,8 @@
 //! - recursive fib (JS fib(25), Python fib(22)) in the sandbox with fuel,
 //!   without fuel, and natively (rquickjs 0.14 built for the host, python3).
 //!
-//! Sandbox fib times are the run's duration minus the median of the same
+//! Sandbox times are wall clock around the whole run (store creation to
+//! teardown). Sandbox fib times are that minus the median of the same
 //! artifact computing fib(0), so instantiation is not counted as compute.
 //! Set `LLMOS_BENCH_QUICK=1` for fewer iterations.
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use llmos::engine::{Prepared, run_prepared};
 use llmos::{Limits, RunRequest, Runtime, Status};
-use llmos_tests::{block_on, llmos_bin, test_config};
+use llmos_tests::{llmos_bin, test_config};
 
 const JS_FIB: &str = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(N)";
 const PY_FIB: &str = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(N)";
@@ -55,20 +56,22 @@ fn time_ms(n: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
-/// Median duration of running `source` in a fresh sandbox, as the host measures it.
+/// Median wall time of running `source` in a fresh sandbox: Store and WASI
+/// context creation, instantiation, the run, and tearing the instance down.
 fn sandbox_ms(p: &Prepared, lang: &str, source: &str, fuel: Option<u64>, n: usize) -> f64 {
     let mut req = RunRequest::new(lang, source);
     req.limits = Limits {
         fuel,
         ..Limits::default()
     };
-    let once = |req: &RunRequest| {
-        let o = block_on(run_prepared(p, req));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    time_ms(n, || {
+        let o = rt.block_on(run_prepared(p, &req));
         assert_eq!(o.status, Status::Ok, "{source}: {o:?}");
-        o.duration_ms
-    };
-    once(&req);
-    median((0..n).map(|_| once(&req)).collect())
+    })
 }
 
 fn native_quickjs_fib_ms(n: usize) -> f64 {
@@ -246,7 +249,14 @@ fn main() {
     // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;
     // fuel_async_yield_interval keeps long runs from starving the others.
     let total = iterations(2000);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::env::var("LLMOS_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
     let mt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
