@@ -153,7 +153,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, HostError> {
             )));
         }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(HostError::InvalidLimit(format!("`{text}` is out of range")));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -163,22 +163,22 @@ fn print_human(o: &Outcome, req: &RunRequest) {
     }
     let _ = writeln!(err, "✗ {} ({facts})", o.status);
     let _ = writeln!(err, "  {}", o.summary());
-    if let Some(e) = &o.error {
-        if e.kind != ErrorKind::Exit {
-            if let (Some(line), col) = (e.line, e.column.unwrap_or(1)) {
-                if let Some(text) = req.source.lines().nth(line.saturating_sub(1) as usize) {
-                    let _ = writeln!(err, "  {line:>4} | {text}");
-                    let pad = " ".repeat(col.saturating_sub(1) as usize);
-                    let _ = writeln!(err, "       | {pad}^");
-                }
-            }
-            for f in e.stack.iter().rev() {
-                let _ = writeln!(
-                    err,
-                    "    at {} ({}:{}:{})",
-                    f.function, f.file, f.line, f.column
-                );
-            }
+    if let Some(e) = &o.error
+        && e.kind != ErrorKind::Exit
+    {
+        if let (Some(line), col) = (e.line, e.column.unwrap_or(1))
+            && let Some(text) = req.source.lines().nth(line.saturating_sub(1) as usize)
+        {
+            let _ = writeln!(err, "  {line:>4} | {text}");
+            let pad = " ".repeat(col.saturating_sub(1) as usize);
+            let _ = writeln!(err, "       | {pad}^");
+        }
+        for f in e.stack.iter().rev() {
+            let _ = writeln!(
+                err,
+                "    at {} ({}:{}:{})",
+                f.function, f.file, f.line, f.column
+            );
         }
     }
 }
