@@ -154,7 +154,7 @@ impl ComponentCache {
             }
         };
         let hashed_ms = start.elapsed().as_secs_f64() * 1e3;
-        let path = self.entry_path(name, component_hash, engine_fp);
+        let mut path = self.entry_path(name, component_hash, engine_fp);
         let verified = self.verify(&path);
         let verified_ms = start.elapsed().as_secs_f64() * 1e3;
         tracing::debug!(component = name, hashed_ms, verified_ms, "cache lookup");
@@ -183,11 +183,13 @@ impl ComponentCache {
         }
         on_compile(component_path);
         let wasm = map_file(component_path).map_err(missing)?;
-        if xxh3_128(&wasm) != component_hash {
-            // Replaced since it was hashed: key the entry by what is compiled.
+        let actual = xxh3_128(&wasm);
+        if actual != component_hash {
+            // Replaced since it was hashed (or a stale stamp): key the entry
+            // by the bytes actually compiled.
             let meta = std::fs::metadata(component_path).map_err(missing)?;
-            self.write_stamp(name, component_path, &meta, xxh3_128(&wasm));
-            return self.load(engine, engine_fp, name, component_path, on_compile);
+            self.write_stamp(name, component_path, &meta, actual);
+            path = self.entry_path(name, actual, engine_fp);
         }
         let cwasm = engine
             .precompile_component(&wasm)

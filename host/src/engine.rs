@@ -88,6 +88,8 @@ struct EngineSlot {
 /// A language ready to instantiate on one engine.
 pub struct Prepared {
     pub language: Manifest,
+    /// Whether this was prepared on the fuel-metered engine.
+    pub metered: bool,
     pub pre: LanguagePre<HostState>,
     pub cache: CacheStatus,
     pub load_ms: f64,
@@ -237,6 +239,7 @@ impl Runtime {
         })?;
         let prepared = Arc::new(Prepared {
             language: manifest.clone(),
+            metered,
             pre,
             cache: loaded.status,
             load_ms: loaded.millis,
@@ -256,22 +259,38 @@ impl Runtime {
     pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
         req.limits.validate()?;
         let prepared = self.prepare(&req.language, req.limits.fuel.is_some())?;
-        Ok(run_prepared(&prepared, req).await)
+        run_prepared(&prepared, req).await
     }
 }
 
 /// Run an artifact on an already prepared language.
-pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
+///
+/// The language must have been prepared on the engine the limits call for:
+/// metered when `limits.fuel` is set, un-metered otherwise.
+pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outcome, HostError> {
     let limits = &req.limits;
+    if prepared.metered != limits.fuel.is_some() {
+        return Err(HostError::InvalidLimit(format!(
+            "a {} run needs the language prepared on the {} engine",
+            if limits.fuel.is_some() {
+                "fuel-limited"
+            } else {
+                "un-metered"
+            },
+            if limits.fuel.is_some() {
+                "metered"
+            } else {
+                "un-metered"
+            },
+        )));
+    }
     let engine = prepared.pre.engine();
     let mut store = Store::new(engine, HostState::new(&req.artifact_id, limits, req.seed));
     store.limiter(|s| &mut s.limiter);
-    let metered = limits.fuel.is_some();
     if let Some(fuel) = limits.fuel {
-        // Both only fail when the engine has fuel disabled, which `prepare`
-        // rules out by choosing the engine from `limits.fuel`.
-        let _ = store.set_fuel(fuel);
-        let _ = store.fuel_async_yield_interval(Some(limits::FUEL_YIELD_INTERVAL));
+        // The engine has fuel enabled (checked above), so neither can fail.
+        store.set_fuel(fuel)?;
+        store.fuel_async_yield_interval(Some(limits::FUEL_YIELD_INTERVAL))?;
     }
     store.set_epoch_deadline(limits.epoch_ticks());
     store.epoch_deadline_trap();
@@ -304,7 +323,6 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
 
     let fuel_consumed = limits
         .fuel
-        .filter(|_| metered)
         .map(|initial| initial.saturating_sub(store.get_fuel().unwrap_or(0)));
     let state = store.into_data();
     let memory_denied = state.limiter.denied();
@@ -357,7 +375,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
             truncated.push(name.to_string());
         }
     }
-    Outcome {
+    Ok(Outcome {
         status,
         language: prepared.language.name.clone(),
         stdout: stdout.text,
@@ -370,7 +388,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Outcome {
         duration_ms,
         logs: state.log.into_records(),
         truncated,
-    }
+    })
 }
 
 /// The error record of a WASI `exit` (e.g. Python's `os._exit`).

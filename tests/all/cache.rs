@@ -33,12 +33,16 @@ impl Scratch {
     fn prepare(&self, metered: bool) -> CacheStatus {
         let rt = Runtime::new(self.config.clone()).expect("runtime");
         let p = rt.prepare("js", metered).expect("prepare");
-        let o = block_on(llmos::engine::run_prepared(
-            &p,
-            &RunRequest::new("js", "6*7"),
-        ))
-        .value;
-        assert_eq!(o.as_deref(), Some("42"));
+        let mut req = RunRequest::new("js", "6*7");
+        if !metered {
+            req.limits.fuel = None;
+        }
+        let o = block_on(llmos::engine::run_prepared(&p, &req)).expect("run");
+        assert_eq!(o.value.as_deref(), Some("42"));
+        assert_eq!(o.fuel_consumed.is_some(), metered);
+        // A run whose limits need the other engine is refused, not run unmetered.
+        req.limits.fuel = if metered { None } else { Some(1_000_000) };
+        assert!(block_on(llmos::engine::run_prepared(&p, &req)).is_err());
         p.cache.clone()
     }
 

@@ -69,7 +69,7 @@ fn sandbox_ms(p: &Prepared, lang: &str, source: &str, fuel: Option<u64>, n: usiz
         .build()
         .expect("tokio");
     time_ms(n, || {
-        let o = rt.block_on(run_prepared(p, &req));
+        let o = rt.block_on(run_prepared(p, &req)).expect("run");
         assert_eq!(o.status, Status::Ok, "{source}: {o:?}");
     })
 }
@@ -98,6 +98,31 @@ fn native_python_fib_ms(n: usize) -> Option<f64> {
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Rows for a fib artifact in the sandbox with fuel and without, as time
+/// beyond the same artifact computing fib(0), against a native baseline.
+fn fib_rows(
+    t: &mut Table,
+    what: &str,
+    [metered, unmetered]: [&Prepared; 2],
+    lang: &str,
+    [base, fib]: [&str; 2],
+    native: Option<f64>,
+    n: usize,
+) {
+    let fuel = Some(u64::MAX / 4);
+    for (label, p, fuel) in [("fuel on", metered, fuel), ("fuel off", unmetered, None)] {
+        let ms = sandbox_ms(p, lang, fib, fuel, n) - sandbox_ms(p, lang, base, fuel, n);
+        let note = native
+            .map(|nat| format!("{:.2}× native", ms / nat))
+            .unwrap_or_default();
+        t.row(
+            &format!("{what} in sandbox, {label}"),
+            format!("{ms:.2} ms"),
+            note,
+        );
+    }
 }
 
 struct Table(Vec<(String, String, String)>);
@@ -178,73 +203,49 @@ fn main() {
 
     // --- fib --------------------------------------------------------------
     let n = iterations(25);
-    let fuel = Some(u64::MAX / 4);
     let js_un = runtime.prepare("javascript", false).expect("js");
     let py_un = runtime.prepare("python", false).expect("python");
     let js_src = |k: u32| JS_FIB.replace('N', &k.to_string());
     let py_src = |k: u32| PY_FIB.replace("(N)", &format!("({k})"));
 
-    let js_base_fuel = sandbox_ms(&js, "js", &js_src(0), fuel, n);
-    let js_base_free = sandbox_ms(&js_un, "js", &js_src(0), None, n);
-    let js_fuel = sandbox_ms(&js, "js", &js_src(25), fuel, n) - js_base_fuel;
-    let js_free = sandbox_ms(&js_un, "js", &js_src(25), None, n) - js_base_free;
     let js_native = native_quickjs_fib_ms(n);
-    t.row(
-        "JS fib(25) in sandbox, fuel on",
-        format!("{js_fuel:.2} ms"),
-        format!("{:.2}× native", js_fuel / js_native),
-    );
-    t.row(
-        "JS fib(25) in sandbox, fuel off",
-        format!("{js_free:.2} ms"),
-        format!("{:.2}× native (target ≤ 1.3×)", js_free / js_native),
+    fib_rows(
+        &mut t,
+        "JS fib(25)",
+        [&js, &js_un],
+        "js",
+        [&js_src(0), &js_src(25)],
+        Some(js_native),
+        n,
     );
     t.row(
         "JS fib(25) native QuickJS (rquickjs 0.14)",
         format!("{js_native:.2} ms"),
         "baseline",
     );
-
-    let py_base_fuel = sandbox_ms(&py, "python", &py_src(0), fuel, n);
-    let py_base_free = sandbox_ms(&py_un, "python", &py_src(0), None, n);
-    let py_fuel = sandbox_ms(&py, "python", &py_src(22), fuel, n) - py_base_fuel;
-    let py_free = sandbox_ms(&py_un, "python", &py_src(22), None, n) - py_base_free;
-    match native_python_fib_ms(n) {
-        Some(native) => {
-            t.row(
-                "Python fib(22) in sandbox, fuel on",
-                format!("{py_fuel:.2} ms"),
-                format!("{:.2}× native", py_fuel / native),
-            );
-            t.row(
-                "Python fib(22) in sandbox, fuel off",
-                format!("{py_free:.2} ms"),
-                format!("{:.2}× native", py_free / native),
-            );
-            t.row(
-                "Python fib(22) native python3",
-                format!("{native:.2} ms"),
-                "baseline",
-            );
-        }
-        None => {
-            t.row(
-                "Python fib(22) in sandbox, fuel on",
-                format!("{py_fuel:.2} ms"),
-                "",
-            );
-            t.row(
-                "Python fib(22) in sandbox, fuel off",
-                format!("{py_free:.2} ms"),
-                "",
-            );
-            t.row(
-                "Python fib(22) native python3",
-                "n/a".into(),
-                "python3 not found",
-            );
-        }
+    let py_native = native_python_fib_ms(n);
+    fib_rows(
+        &mut t,
+        "Python fib(22)",
+        [&py, &py_un],
+        "python",
+        [&py_src(0), &py_src(22)],
+        py_native,
+        n,
+    );
+    match py_native {
+        Some(native) => t.row(
+            "Python fib(22) native python3",
+            format!("{native:.2} ms"),
+            "baseline",
+        ),
+        None => t.row(
+            "Python fib(22) native python3",
+            "n/a".into(),
+            "python3 not found",
+        ),
     }
+
     // --- many concurrent sandboxes (the batch design) --------------------
     // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;
     // fuel_async_yield_interval keeps long runs from starving the others.
@@ -269,11 +270,11 @@ fn main() {
             let p = js.clone();
             set.spawn(async move {
                 let req = RunRequest::new("js", format!("{i} * 2"));
-                run_prepared(&p, &req).await.status
+                run_prepared(&p, &req).await.map(|o| o.status)
             });
         }
         while let Some(r) = set.join_next().await {
-            assert_eq!(r.ok(), Some(Status::Ok));
+            assert!(matches!(r, Ok(Ok(Status::Ok))), "{r:?}");
         }
     });
     let secs = start.elapsed().as_secs_f64();
