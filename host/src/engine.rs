@@ -103,6 +103,8 @@ pub enum RuntimeEvent {
         language: String,
         component: PathBuf,
     },
+    /// That compilation finished and was cached.
+    Compiled { language: String, millis: f64 },
 }
 
 type EventSink = Box<dyn Fn(&RuntimeEvent) + Send + Sync>;
@@ -225,6 +227,12 @@ impl Runtime {
             &component_path,
             &on_compile,
         )?;
+        if let (CacheStatus::Compiled(_), Some(sink)) = (&loaded.status, &self.events) {
+            sink(&RuntimeEvent::Compiled {
+                language: manifest.name.clone(),
+                millis: loaded.millis,
+            });
+        }
         let linker = linker(&slot.engine)?;
         let instance_pre =
             linker

@@ -111,11 +111,8 @@ fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
 
 fn check(json: bool, metered: bool) -> Result<ExitCode, crate::HostError> {
     let start = std::time::Instant::now();
-    let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?.on_event(|e| match e {
-        crate::engine::RuntimeEvent::Compiling { language, .. } => {
-            eprintln!("llmos: compiling the {language} component (first run; cached afterwards)…")
-        }
-    });
+    let runtime =
+        crate::Runtime::new(crate::RuntimeConfig::default())?.on_event(compile_progress(true));
     let names: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
     for name in names {
         let p = runtime.prepare(&name, metered)?;
@@ -139,4 +136,41 @@ fn check(json: bool, metered: bool) -> Result<ExitCode, crate::HostError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Progress on stderr while a component compiles (first run, or after an
+/// upgrade): a spinner on a terminal, one line per step otherwise.
+pub(crate) fn compile_progress(
+    show: bool,
+) -> impl Fn(&crate::engine::RuntimeEvent) + Send + Sync + 'static {
+    use crate::engine::RuntimeEvent;
+    use std::io::IsTerminal;
+    let spinner: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+    let tty = std::io::stderr().is_terminal();
+    move |event| {
+        if !show {
+            return;
+        }
+        let mut slot = spinner.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            RuntimeEvent::Compiling { language, .. } => {
+                let msg =
+                    format!("compiling the {language} component (first run; cached afterwards)");
+                if tty {
+                    let bar = indicatif::ProgressBar::new_spinner().with_message(msg);
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    *slot = Some(bar);
+                } else {
+                    eprintln!("llmos: {msg}…");
+                }
+            }
+            RuntimeEvent::Compiled { language, millis } => {
+                let msg = format!("compiled the {language} component in {:.1} s", millis / 1e3);
+                match slot.take() {
+                    Some(bar) => bar.finish_with_message(msg),
+                    None => eprintln!("llmos: {msg}"),
+                }
+            }
+        }
+    }
 }

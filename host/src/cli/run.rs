@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::EXIT_ARTIFACT_FAILED;
-use crate::engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
+use crate::engine::{RunRequest, Runtime, RuntimeConfig};
 use crate::error::HostError;
 use crate::limits::{self, Limits};
 use crate::outcome::{ErrorKind, Outcome};
@@ -78,16 +78,8 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
             std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
         )
     })?;
-    let json = args.json;
-    let runtime = Runtime::new(RuntimeConfig::default())?.on_event(move |e| match e {
-        RuntimeEvent::Compiling { language, .. } => {
-            if !json || verbose {
-                eprintln!(
-                    "llmos: compiling the {language} component (first run; cached afterwards)…"
-                );
-            }
-        }
-    });
+    let runtime = Runtime::new(RuntimeConfig::default())?
+        .on_event(super::compile_progress(!args.json || verbose));
     let language = match &args.lang {
         Some(l) => runtime.languages().by_name(l)?.name.clone(),
         None => runtime.languages().for_path(&args.file)?.name.clone(),
