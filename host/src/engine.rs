@@ -277,19 +277,14 @@ impl Runtime {
 /// metered when `limits.fuel` is set, un-metered otherwise.
 pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outcome, HostError> {
     let limits = &req.limits;
+    limits.validate()?;
     if prepared.metered != limits.fuel.is_some() {
+        let (run, engine) = match limits.fuel {
+            Some(_) => ("fuel-limited", "metered"),
+            None => ("un-metered", "un-metered"),
+        };
         return Err(HostError::InvalidLimit(format!(
-            "a {} run needs the language prepared on the {} engine",
-            if limits.fuel.is_some() {
-                "fuel-limited"
-            } else {
-                "un-metered"
-            },
-            if limits.fuel.is_some() {
-                "metered"
-            } else {
-                "un-metered"
-            },
+            "a {run} run needs the language prepared on the {engine} engine"
         )));
     }
     let engine = prepared.pre.engine();

@@ -140,3 +140,84 @@ fn the_interpreter_is_preinitialised_at_build_time() {
         Some("'undefined'")
     );
 }
+
+#[test]
+fn set_timeout_callbacks_run_in_due_order_with_their_arguments() {
+    let o = run(
+        "js",
+        "setTimeout(() => console.log('20'), 20);\n\
+         setTimeout((a, b) => console.log('10', a, b), 10, 'x', 'y');\n\
+         setTimeout(() => console.log('0'), NaN);",
+    );
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.stdout, "0\n10 x y\n20\n");
+    assert!(o.duration_ms >= 20.0, "{o:?}");
+}
+
+#[test]
+fn awaiting_a_timer_settles_the_completion_promise() {
+    let o = run(
+        "js",
+        "async function f() {\n  await new Promise(r => setTimeout(r, 20));\n  return 42;\n}\nf()",
+    );
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.value.as_deref(), Some("42"));
+    // Top-level await in a script.
+    let o = run("js", "await new Promise(r => setTimeout(r, 10));\n'done'");
+    assert_eq!(o.value.as_deref(), Some("'done'"), "{o:?}");
+}
+
+#[test]
+fn clear_timeout_prevents_the_callback() {
+    let o = run(
+        "js",
+        "const t = setTimeout(() => console.log('never'), 10);\n\
+         setTimeout(() => console.log('kept'), 20);\n\
+         clearTimeout(t);\nclearTimeout(12345);\nclearTimeout();",
+    );
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.stdout, "kept\n");
+}
+
+#[test]
+fn set_interval_ticks_until_cleared() {
+    let o = run(
+        "js",
+        "let n = 0;\nconst iv = setInterval((s) => {\n  console.log(s, ++n);\n  if (n === 3) clearInterval(iv);\n}, 5, 'tick');",
+    );
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.stdout, "tick 1\ntick 2\ntick 3\n");
+}
+
+#[test]
+fn exception_in_a_timer_callback_has_class_line_and_column() {
+    let o = run(
+        "js",
+        "console.log('start');\nsetTimeout(() => {\n  null.x;\n}, 5);\nsetTimeout(() => console.log('never'), 50);",
+    );
+    assert_eq!(o.status, Status::Error, "{o:?}");
+    assert_eq!(o.stdout, "start\n");
+    let e = o.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.class, "TypeError");
+    assert_eq!((e.line, e.column), (Some(3), Some(3)));
+}
+
+#[test]
+fn kernel_exit_in_a_timer_callback_ends_the_run() {
+    let o = run(
+        "js",
+        "setInterval(() => {}, 1);\nsetTimeout(() => kernel.exit(7), 5);",
+    );
+    let e = o.error.expect("error");
+    assert_eq!((e.kind, e.exit_code), (ErrorKind::Exit, Some(7)));
+}
+
+#[test]
+fn an_interval_never_cleared_runs_until_the_timeout() {
+    let o = llmos_tests::run_with("js", "setInterval(() => {}, 5)", |req| {
+        req.limits.timeout = std::time::Duration::from_millis(300);
+    });
+    assert_eq!(o.status, Status::Timeout, "{o:?}");
+    assert!(o.duration_ms < 5000.0, "took {} ms", o.duration_ms);
+}

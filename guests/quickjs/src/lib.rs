@@ -2,9 +2,10 @@
 //! `llmos:kernel/language` world.
 //!
 //! Every `run` builds a brand-new QuickJS runtime and context, installs the
-//! prelude (`console`, `kernel`), compiles the artifact (so a compile-time
+//! prelude (`console`, `kernel`, timers), compiles the artifact (so a compile-time
 //! SyntaxError is told apart from a run-time one), runs it, drains the job
-//! queue and reports either the inspected completion value or a typed error.
+//! queue, runs the timer event loop (`setTimeout`/`setInterval`), settles the
+//! completion value and reports either the inspected completion value or a typed error.
 //!
 //! The guest must never panic on any input: every JS-facing failure is turned
 //! into a `guest-error`, and strings that can be large are copied out of
@@ -14,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::io::Write;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use rquickjs::{
     qjs, Array, Context, Ctx, Error as JsError, Function, Object, Persistent, Runtime, Value,
@@ -49,14 +51,35 @@ thread_local! {
     /// A runtime and context with the prelude installed, built by `init` at
     /// build time (Wizer snapshot); the first run on an instance uses it.
     static WARM: RefCell<Option<Warm>> = const { RefCell::new(None) };
+    /// Origin of `native.now` (timers): the run's first monotonic-clock
+    /// reading, taken lazily (never during `init`), reset at each run.
+    static CLOCK_BASE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Interpreter state prepared ahead of the run.
 struct Warm {
     rt: Runtime,
     context: Context,
+    helpers: SavedHelpers,
+}
+
+/// [`Helpers`] kept outside a context.
+struct SavedHelpers {
     inspect: Persistent<Function<'static>>,
     describe: Persistent<Function<'static>>,
+    timer_wait: Persistent<Function<'static>>,
+    timer_fire: Persistent<Function<'static>>,
+}
+
+impl SavedHelpers {
+    fn restore<'js>(self, ctx: &Ctx<'js>) -> Option<Helpers<'js>> {
+        Some(Helpers {
+            inspect: self.inspect.restore(ctx).ok()?,
+            describe: self.describe.restore(ctx).ok()?,
+            timer_wait: self.timer_wait.restore(ctx).ok()?,
+            timer_fire: self.timer_fire.restore(ctx).ok()?,
+        })
+    }
 }
 
 struct Component;
@@ -79,18 +102,19 @@ impl Guest for Component {
             };
             run.install_prelude().ok()?;
             let h = run.helpers.take()?;
-            Some((
-                Persistent::save(&ctx, h.inspect),
-                Persistent::save(&ctx, h.describe),
-            ))
+            Some(SavedHelpers {
+                inspect: Persistent::save(&ctx, h.inspect),
+                describe: Persistent::save(&ctx, h.describe),
+                timer_wait: Persistent::save(&ctx, h.timer_wait),
+                timer_fire: Persistent::save(&ctx, h.timer_fire),
+            })
         });
-        if let Some((inspect, describe)) = helpers {
+        if let Some(helpers) = helpers {
             WARM.with(|w| {
                 *w.borrow_mut() = Some(Warm {
                     rt,
                     context,
-                    inspect,
-                    describe,
+                    helpers,
                 })
             });
         }
@@ -139,6 +163,7 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
     // Free the previous run's runtime (see the end of this function).
     drop(PREVIOUS.with(|p| p.borrow_mut().take()));
     EXIT_CODE.with(|c| c.set(None));
+    CLOCK_BASE.with(|c| c.set(None));
     seed_random();
     // Initialise std's stdout/stderr (and their buffers) while memory is plentiful.
     let _ = std::io::stdout().flush();
@@ -156,7 +181,7 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
 
     let warm = WARM.with(|w| w.borrow_mut().take());
     let (rt, context, helpers) = match warm {
-        Some(w) => (w.rt, w.context, Some((w.inspect, w.describe))),
+        Some(w) => (w.rt, w.context, Some(w.helpers)),
         None => {
             let rt = Runtime::new()
                 .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
@@ -166,13 +191,7 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
         }
     };
     let result = context.with(|ctx| {
-        let helpers = match helpers {
-            Some((inspect, describe)) => match (inspect.restore(&ctx), describe.restore(&ctx)) {
-                (Ok(inspect), Ok(describe)) => Some(Helpers { inspect, describe }),
-                _ => None,
-            },
-            None => None,
-        };
+        let helpers = helpers.and_then(|h| h.restore(&ctx));
         let mut run = Run {
             ctx: ctx.clone(),
             filename,
@@ -192,6 +211,10 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
 struct Helpers<'js> {
     inspect: Function<'js>,
     describe: Function<'js>,
+    /// `timerWait()`: -1 when no timer remains, else ms until the earliest is due.
+    timer_wait: Function<'js>,
+    /// `timerFire()`: run the earliest timer's callback.
+    timer_fire: Function<'js>,
 }
 
 struct Run<'a, 'js> {
@@ -286,6 +309,7 @@ impl<'a, 'js> Run<'a, 'js> {
         };
 
         self.drain_jobs()?;
+        self.event_loop(&value)?;
 
         let mut value = value;
         if mode != Mode::Script {
@@ -345,10 +369,13 @@ impl<'a, 'js> Run<'a, 'js> {
                 "random",
                 Function::new(ctx.clone(), native_random)?.with_name("random")?,
             )?;
+            native.set("now", Function::new(ctx.clone(), native_now)?)?;
             let helpers: Object = factory.call((native,))?;
             Ok(Helpers {
                 inspect: helpers.get("inspect")?,
                 describe: helpers.get("describe")?,
+                timer_wait: helpers.get("timerWait")?,
+                timer_fire: helpers.get("timerFire")?,
             })
         };
         match setup() {
@@ -432,6 +459,42 @@ impl<'a, 'js> Run<'a, 'js> {
                     return Err(self.error_from(exc, ErrorKind::Runtime));
                 }
             }
+        }
+    }
+
+    /// Run timers until none remains: sleep (WASI poll, so the host's
+    /// wall-clock timeout can end the run) until the earliest is due, run its
+    /// callback, drain jobs. A throwing callback ends the run as a runtime
+    /// error; so does the rejection of the completion promise (`completion`
+    /// is the evaluation result), as an unhandled rejection would in node.
+    fn event_loop(&mut self, completion: &Value<'js>) -> Result<(), GuestError> {
+        let Some(h) = self.helpers.as_ref() else {
+            return Ok(());
+        };
+        let (wait, fire) = (h.timer_wait.clone(), h.timer_fire.clone());
+        loop {
+            let ms: f64 = match wait.call(()) {
+                Ok(ms) => ms,
+                Err(_) => {
+                    let exc = self.ctx.catch();
+                    return Err(self.error_from(exc, ErrorKind::Runtime));
+                }
+            };
+            if !(ms >= 0.0) {
+                return Ok(());
+            }
+            if let Settled::Rejected(reason) = self.settle(completion) {
+                return Err(self.error_from(reason, ErrorKind::Runtime));
+            }
+            if ms > 0.0 {
+                // At most ~11.5 days per sleep; the loop sleeps again if needed.
+                std::thread::sleep(Duration::from_secs_f64(ms.min(1e9) / 1000.0));
+            }
+            if fire.call::<_, ()>(()).is_err() {
+                let exc = self.ctx.catch();
+                return Err(self.error_from(exc, ErrorKind::Runtime));
+            }
+            self.drain_jobs()?;
         }
     }
 
@@ -756,6 +819,20 @@ fn native_exit<'js>(ctx: Ctx<'js>, code: i32) -> rquickjs::Result<()> {
     }
     unsafe { qjs::JS_SetUncatchableError(raw_ctx, err.as_raw()) };
     Err(ctx.throw(err))
+}
+
+/// `native.now()`: milliseconds of the WASI monotonic clock since the run's
+/// first reading.
+fn native_now() -> f64 {
+    let now = Instant::now();
+    let base = CLOCK_BASE.with(|c| match c.get() {
+        Some(b) => b,
+        None => {
+            c.set(Some(now));
+            now
+        }
+    });
+    now.duration_since(base).as_secs_f64() * 1000.0
 }
 
 /// `Math.random()`: xoshiro256** seeded per run by [`seed_random`].

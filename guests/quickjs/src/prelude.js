@@ -6,7 +6,7 @@
 //
 // The script's completion value is a factory: lib.rs calls it with the native
 // hooks and gets back the helpers the guest itself needs. Nothing but
-// `console` and `kernel` is left on the global object.
+// `console`, `kernel` and the timer functions is left on the global object.
 (function (native) {
   'use strict';
 
@@ -840,6 +840,109 @@
   // seeded from WASI random, which the host can seed for reproducible runs.
   defineProp(Math, 'random', { value: native.random, writable: true, enumerable: false, configurable: true });
 
+  // ------------------------------------------------------------ timers
+
+  // setTimeout / setInterval / clearTimeout / clearInterval. The queue lives
+  // here; lib.rs runs the event loop after the artifact (timerWait, then
+  // sleep, then timerFire, then drain jobs, until no timer remains). Times are
+  // milliseconds of the WASI monotonic clock since the run's first reading.
+  const monoNow = native.now;
+  const ReflectApply = Reflect.apply;
+  const MapGet = uncurry(Map.prototype.get);
+  const MapSet = uncurry(Map.prototype.set);
+  const MapDelete = uncurry(Map.prototype.delete);
+  const TIMEOUT_MAX = 2147483647;
+  const timerById = new Map();  // id -> live record
+  const timerHeap = [];         // records, min-heap on (due, seq); cancelled ones skipped lazily
+  let timerNextId = 1, timerNextSeq = 1;
+
+  function timerLess(a, b) { return a.due < b.due || (a.due === b.due && a.seq < b.seq); }
+  function heapPush(r) {
+    let i = timerHeap.length;
+    timerHeap[i] = r;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!timerLess(timerHeap[i], timerHeap[p])) break;
+      const t = timerHeap[i]; timerHeap[i] = timerHeap[p]; timerHeap[p] = t;
+      i = p;
+    }
+  }
+  function heapPop() {
+    const top = timerHeap[0];
+    const last = timerHeap[timerHeap.length - 1];
+    timerHeap.length -= 1;
+    const n = timerHeap.length;
+    if (n > 0) {
+      timerHeap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < n && timerLess(timerHeap[l], timerHeap[m])) m = l;
+        if (r < n && timerLess(timerHeap[r], timerHeap[m])) m = r;
+        if (m === i) break;
+        const t = timerHeap[i]; timerHeap[i] = timerHeap[m]; timerHeap[m] = t;
+        i = m;
+      }
+    }
+    return top;
+  }
+  // Browser/node coercion: NaN, negative → 0; above 2^31-1 → 1 (node).
+  function timerDelay(d) {
+    d = NumberCtor(d);
+    if (!(d >= 0)) return 0;
+    if (d > TIMEOUT_MAX) return 1;
+    return d;
+  }
+  function schedule(r) {
+    r.due = monoNow() + r.delay;
+    r.seq = timerNextSeq++;
+    heapPush(r);
+  }
+  function addTimer(cb, delay, args, repeat) {
+    if (typeof cb !== 'function') {
+      throw new TypeError('The "callback" argument must be of type function. Received ' + typeName(cb));
+    }
+    let d = timerDelay(delay);
+    if (repeat && d < 1) d = 1;
+    const id = timerNextId++;
+    const r = { id, cb, args, delay: d, repeat, due: 0, seq: 0 };
+    MapSet(timerById, id, r);
+    schedule(r);
+    return id;
+  }
+  function clearTimer(id) {
+    if (typeof id === 'number' || typeof id === 'string') MapDelete(timerById, NumberCtor(id));
+  }
+  // Skip cancelled records; -1 when no timer remains, else ms until the earliest is due.
+  function timerWait() {
+    while (timerHeap.length > 0) {
+      const r = timerHeap[0];
+      if (MapGet(timerById, r.id) === r) {
+        const w = r.due - monoNow();
+        return w > 0 ? w : 0;
+      }
+      heapPop();
+    }
+    return -1;
+  }
+  // Run the earliest timer (lib.rs has slept until it is due).
+  function timerFire() {
+    if (timerWait() < 0) return;
+    const r = heapPop();
+    if (r.repeat) schedule(r); else MapDelete(timerById, r.id);
+    ReflectApply(r.cb, undefined, r.args);
+  }
+  const timerGlobals = {
+    setTimeout(callback, delay, ...args) { return addTimer(callback, delay, args, false); },
+    setInterval(callback, delay, ...args) { return addTimer(callback, delay, args, true); },
+    clearTimeout(id) { clearTimer(id); },
+    clearInterval(id) { clearTimer(id); },
+  };
+  for (const name of ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval']) {
+    defineProp(globalThis, name, { value: timerGlobals[name], writable: true, enumerable: false, configurable: true });
+  }
+
   // ------------------------------------------------------------ guest helpers
 
   function typeName(v) {
@@ -863,5 +966,5 @@
     return [typeName(e), StrToWellFormed(safeString(e)), ''];
   }
 
-  return { inspect, describe };
+  return { inspect, describe, timerWait, timerFire };
 })
