@@ -364,6 +364,8 @@ _ast_parse = ast.parse
 _ast_Expr = ast.Expr
 _ast_Expression = ast.Expression
 _extract_tb = traceback.extract_tb
+_TracebackException = traceback.TracebackException
+_SUGGESTIBLE = (NameError, AttributeError, ImportError)
 _linecache_cache = linecache.cache
 _ModuleType = types.ModuleType
 _seed = random.seed
@@ -543,6 +545,21 @@ def _exit_code(exc):
     return 1
 
 
+def _suggestion(exc):
+    """CPython's "Did you mean" hint for a misspelt name or attribute, as
+    `python` prints it (". Did you mean: 'items'?"), or "". The hint is what
+    a person, or the repair loop, needs most to fix a typo."""
+    if not _isinstance(exc, _SUGGESTIBLE):
+        return ""
+    try:
+        lines = "".join(_TracebackException.from_exception(exc).format_exception_only())
+        last = lines.strip().splitlines()[-1]
+        at = last.find(". Did you mean: ")
+        return last[at:] if at >= 0 else ""
+    except _BaseException:
+        return ""
+
+
 def _runtime_error(exc, filename, lines):
     is_exit = _isinstance(exc, _SystemExit)
     try:
@@ -554,7 +571,7 @@ def _runtime_error(exc, filename, lines):
         code = exc.code
         message = "" if code is None else _clip(_safe_str(code))
     else:
-        message = _clip(_safe_str(exc))
+        message = _clip(_safe_str(exc) + _suggestion(exc))
     return GuestError(
         kind=ErrorKind.EXIT if is_exit else ErrorKind.RUNTIME,
         class_=_class_name(exc),

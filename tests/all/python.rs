@@ -101,3 +101,27 @@ fn each_run_starts_from_a_clean_interpreter() {
     let o = run("python", "leak + 1");
     assert_eq!(o.error.map(|e| e.class).as_deref(), Some("NameError"));
 }
+
+#[test]
+fn misspelt_names_carry_python_s_suggestion() {
+    let o = run("python", "lenght = 3\nprint(lenth)");
+    let e = o.error.expect("error");
+    assert_eq!(e.class, "NameError");
+    assert_eq!(
+        e.message,
+        "name 'lenth' is not defined. Did you mean: 'lenght'?"
+    );
+    let o = run("python", "import math\nmath.sqr(2)");
+    let e = o.error.expect("error");
+    assert_eq!(e.class, "AttributeError");
+    assert!(
+        e.message.ends_with("Did you mean: 'sqrt'?"),
+        "{}",
+        e.message
+    );
+    let o = run("python", "x = 1\nx.nope");
+    assert_eq!(
+        o.error.map(|e| e.message).as_deref(),
+        Some("'int' object has no attribute 'nope'")
+    );
+}
