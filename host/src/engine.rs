@@ -182,8 +182,10 @@ impl Runtime {
             return Ok(s);
         }
         let engine = Engine::new(&engine_config(metered))?;
-        let ticker = EpochTicker::start(&engine)
-            .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        let ticker = EpochTicker::start(&engine).map_err(|source| HostError::System {
+            what: "cannot start the epoch ticker thread",
+            source,
+        })?;
         let slot = EngineSlot {
             fingerprint: engine_fingerprint(&engine),
             engine,

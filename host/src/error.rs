@@ -35,6 +35,15 @@ pub enum HostError {
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
 
+    /// The host could not get an operating-system resource it needs
+    /// (a thread, the async runtime).
+    #[error("{what}: {source}")]
+    System {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("wasmtime: {0:#}")]
     Wasmtime(wasmtime::Error),
 }

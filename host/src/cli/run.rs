@@ -100,12 +100,17 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        .map_err(|source| HostError::System {
+            what: "cannot start the async runtime",
+            source,
+        })?;
     let outcome = rt.block_on(runtime.run(&req))?;
 
     if args.json {
-        let mut v = serde_json::to_value(&outcome)
-            .map_err(|e| HostError::Wasmtime(wasmtime::Error::new(e)))?;
+        let mut v = serde_json::to_value(&outcome).map_err(|e| HostError::System {
+            what: "cannot serialise the outcome",
+            source: std::io::Error::other(e),
+        })?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("file".into(), args.file.display().to_string().into());
         }
