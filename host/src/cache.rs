@@ -115,12 +115,8 @@ impl ComponentCache {
         ComponentCache { dir: dir.into() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Path of the entry for a component (by content hash) under an engine.
-    pub fn entry_path(&self, name: &str, component_hash: u128, engine_fp: &str) -> PathBuf {
+    fn entry_path(&self, name: &str, component_hash: u128, engine_fp: &str) -> PathBuf {
         self.dir.join(format!(
             "{name}-{component_hash:032x}-{}.cwasm",
             &engine_fp[..16.min(engine_fp.len())]
@@ -253,7 +249,7 @@ impl ComponentCache {
             .and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
     }
 
-    pub fn sum_path(path: &Path) -> PathBuf {
+    fn sum_path(path: &Path) -> PathBuf {
         path.with_extension("sum")
     }
 
