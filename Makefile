@@ -25,8 +25,8 @@ COMPONENTIZE_PY     := componentize-py==0.25.1
 SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 WIT_FILES     := $(wildcard wit/*.wit)
-QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null)
-PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel/python -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
+QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null) $(wildcard volumes/system/kernel/*.js)
+PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
 
 .PHONY: build guests prereqs test run bench clean fmt
 
@@ -73,7 +73,7 @@ $(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv
 	@mkdir -p $(COMPONENTS)
 	cd guests/python && env -u VIRTUAL_ENV -i PATH="$$PATH" HOME=/nonexistent \
 	  $(VENV)/bin/componentize-py -d $(ROOT)/wit -w language componentize \
-	  -p . -p $(ROOT)/volumes/system/kernel/python guest -o $@.tmp && mv $@.tmp $@
+	  -p . -p $(ROOT)/volumes/system/kernel/python -p $(ROOT)/volumes/system/kernel guest -o $@.tmp && mv $@.tmp $@
 
 # ------------------------------------------------------------------------- host
 build: guests

@@ -32,7 +32,23 @@ pub fn test_config() -> RuntimeConfig {
         components_dir: repo().join("target").join("components"),
         system_volume: repo().join("volumes").join("system"),
         cache_dir: repo().join("target").join("test-cache"),
+        data_dir: test_data_dir(),
     }
+}
+
+/// A data directory (storage database, outputs) private to this test
+/// process, emptied when first used.
+pub fn test_data_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = repo()
+            .join("target")
+            .join("test-data")
+            .join(format!("run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    })
+    .clone()
 }
 
 /// One runtime shared by every test in the process.
@@ -48,6 +64,11 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .unwrap_or_else(|e| panic!("tokio: {e}"))
         .block_on(f)
+}
+
+/// Run `source` in `language` as the artifact `id` (its storage namespace).
+pub fn run_as(language: &str, id: &str, source: &str) -> Outcome {
+    run_with(language, source, |r| r.artifact_id = id.to_string())
 }
 
 /// Run `source` in `language` with default limits.

@@ -106,6 +106,13 @@ import calendar
 
 import llmos  # the kernel API for artifacts (volumes/system/kernel/python)
 
+# The system volume's init script (volumes/system/kernel/init.py) runs here,
+# once, at build time; artifacts cannot import it.
+import init as _llmos_init  # noqa: E402
+
+sys.modules.pop("init", None)
+del _llmos_init
+
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import process as _wit_process

@@ -8,7 +8,12 @@ wasmtime::component::bindgen!({
     // The store is async so a wall-clock timeout can also cancel a guest that
     // is blocked inside a host call.
     exports: { default: async },
+    // Resources are host values kept in the run's `ResourceTable`.
+    with: {
+        "llmos:kernel/dom.element": crate::kernel::dom::ElementHandle,
+        "llmos:kernel/viz.canvas": crate::kernel::viz::canvas::Canvas,
+    },
 });
 
 pub use self::exports::llmos::kernel::interpreter;
-pub use self::llmos::kernel::{log, process};
+pub use self::llmos::kernel::{dom, log, process, quantum, storage, viz};

@@ -18,6 +18,7 @@ use wasmtime::{Config, Engine, Store};
 use crate::bindings::LanguagePre;
 use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
 use crate::error::HostError;
+use crate::kernel::storage::StorageService;
 use crate::language::{Languages, Manifest};
 use crate::limits::{self, Abort, EpochTicker, Limits};
 use crate::outcome::{ErrorKind, GuestError, Outcome, Status, TrapInfo};
@@ -29,6 +30,8 @@ pub struct RuntimeConfig {
     pub components_dir: PathBuf,
     pub system_volume: PathBuf,
     pub cache_dir: PathBuf,
+    /// The user data directory: the storage database lives here.
+    pub data_dir: PathBuf,
 }
 
 impl Default for RuntimeConfig {
@@ -37,9 +40,13 @@ impl Default for RuntimeConfig {
             components_dir: crate::paths::components_dir(),
             system_volume: crate::paths::system_volume(),
             cache_dir: crate::paths::cache_dir(),
+            data_dir: crate::paths::data_dir(),
         }
     }
 }
+
+/// Name of the storage database in the data directory.
+pub const STORAGE_FILE: &str = "storage.db";
 
 /// One artifact to run.
 #[derive(Debug, Clone)]
@@ -50,7 +57,7 @@ pub struct RunRequest {
     /// File name shown in the artifact's stack traces; empty means
     /// `artifact.<the language's first extension>`.
     pub filename: String,
-    /// Identifies the artifact in logs.
+    /// Identifies the artifact in logs, and names its storage namespace.
     pub artifact_id: String,
     pub limits: Limits,
     /// Seed for the guest's randomness; `None` draws from the host.
@@ -93,6 +100,8 @@ pub struct Prepared {
     pub pre: LanguagePre<HostState>,
     pub cache: CacheStatus,
     pub load_ms: f64,
+    /// The storage database shared by every run of this runtime.
+    pub storage: Arc<StorageService>,
 }
 
 /// Something that happened while preparing a language, for progress display.
@@ -119,6 +128,7 @@ pub struct Runtime {
     /// Held while loading a component, so concurrent first runs compile it once.
     loading: Mutex<()>,
     events: Option<EventSink>,
+    storage: Arc<StorageService>,
 }
 
 /// The Wasmtime configuration shared by both engines; only fuel differs.
@@ -148,6 +158,7 @@ impl Runtime {
         let languages = Languages::load(&config.system_volume.join("languages"))?;
         Ok(Runtime {
             cache: ComponentCache::new(&config.cache_dir),
+            storage: Arc::new(StorageService::new(config.data_dir.join(STORAGE_FILE))),
             config,
             languages,
             metered: OnceLock::new(),
@@ -253,6 +264,7 @@ impl Runtime {
             pre,
             cache: loaded.status,
             load_ms: loaded.millis,
+            storage: self.storage.clone(),
         });
         self.lock_prepared().insert(key, prepared.clone());
         Ok(prepared)
@@ -290,7 +302,10 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         )));
     }
     let engine = prepared.pre.engine();
-    let mut store = Store::new(engine, HostState::new(&req.artifact_id, limits, req.seed));
+    let mut store = Store::new(
+        engine,
+        HostState::new(&req.artifact_id, limits, req.seed, prepared.storage.clone()),
+    );
     store.limiter(|s| &mut s.limiter);
     if let Some(fuel) = limits.fuel {
         // The engine has fuel enabled (checked above), so neither can fail.
@@ -329,7 +344,12 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
     let fuel_consumed = limits
         .fuel
         .map(|initial| initial.saturating_sub(store.get_fuel().unwrap_or(0)));
-    let state = store.into_data();
+    let mut state = store.into_data();
+    // The document is the run's last output; it is kept even when the run
+    // failed, like every output produced before the failure.
+    if let Err(e) = state.dom.finish(&mut state.outputs) {
+        tracing::warn!(artifact = %req.artifact_id, "document output dropped: {e}");
+    }
     let memory_denied = state.limiter.denied();
     let (status, value, error, trap) = match result {
         Err(_elapsed) => (
@@ -393,6 +413,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         duration_ms,
         logs: state.log.into_records(),
         truncated,
+        outputs: state.outputs.into_vec(),
     })
 }
 

@@ -35,6 +35,10 @@ pub enum HostError {
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
 
+    /// A bad command-line value not covered by clap's own checks.
+    #[error("{0}")]
+    Usage(String),
+
     /// The host could not get an operating-system resource it needs
     /// (a thread, the async runtime).
     #[error("{what}: {source}")]

@@ -24,6 +24,10 @@ pub struct Manifest {
     pub component: String,
     #[serde(default)]
     pub description: String,
+    /// Standard-library files on the system volume whose doc blocks make up
+    /// the language's kernel API reference (`llmos api`).
+    #[serde(default)]
+    pub api: Vec<String>,
 }
 
 impl Manifest {
@@ -179,6 +183,7 @@ mod tests {
             extensions: vec![e.into()],
             component: format!("{n}.wasm"),
             description: String::new(),
+            api: vec![],
         };
         assert!(l.add(m("python", "py"), p).is_ok());
         assert!(l.add(m("ruby", "rb"), p).is_ok());

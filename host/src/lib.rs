@@ -13,12 +13,16 @@
 //! - [`limits`]: every limit in one place, the memory limiter, the epoch ticker and
 //!   trap classification.
 //! - [`state`]: the per-run host state stored in each `Store`.
-//! - [`output`]: bounded capture of the guest's stdout and stderr.
+//! - [`capture`]: bounded capture of the guest's stdout and stderr.
+//! - [`outputs`]: the pictures and documents a run produces (MIME bundles).
 //! - [`kernel`]: the kernel APIs, one module per WIT interface.
 //! - [`outcome`]: the typed result of a run.
+//! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
 
+pub mod apiref;
 pub mod bindings;
 pub mod cache;
+pub mod capture;
 pub mod cli;
 pub mod engine;
 pub mod error;
@@ -26,7 +30,7 @@ pub mod kernel;
 pub mod language;
 pub mod limits;
 pub mod outcome;
-pub mod output;
+pub mod outputs;
 pub mod paths;
 pub mod preinit;
 pub mod state;

@@ -5,8 +5,13 @@
 //! | fuel         | `Config::consume_fuel` + `Store::set_fuel`                         | `out_of_fuel`    |
 //! | memory       | [`MemoryLimiter`], a `ResourceLimiter` on the store                | `memory_limit`   |
 //! | wall clock   | epoch interruption ([`EpochTicker`]) + a tokio timeout for guests blocked in a host call | `timeout` |
-//! | output       | bounded capture pipes ([`crate::output`]) and the log API         | `output_limit`   |
+//! | output       | bounded capture pipes ([`crate::capture`]) and the log API        | `output_limit`   |
 //! | wasm stack   | `Config::max_wasm_stack`                                           | `stack_overflow` |
+//!
+//! The kernel APIs' quotas ([`STORAGE`], [`VIZ`], [`DOM`], [`QUANTUM`],
+//! [`MAX_OUTPUTS`], [`MAX_OUTPUTS_BYTES`]) are here too. Crossing one of them
+//! is not a trap: the call fails with a typed, guest-visible error that the
+//! artifact can catch, and the run goes on.
 //!
 //! Outcomes are classified by the *type* of the error Wasmtime returns
 //! ([`classify`]), never by matching message strings.
@@ -18,9 +23,13 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::{Engine, ResourceLimiter, Trap};
 
+use crate::capture::OutputLimitExceeded;
 use crate::error::HostError;
+use crate::kernel::dom::tree::DomLimits;
+use crate::kernel::quantum::sim::QuantumLimits;
+use crate::kernel::storage::store::StorageLimits;
+use crate::kernel::viz::VizLimits;
 use crate::outcome::Status;
-use crate::output::OutputLimitExceeded;
 
 /// Per-run limits. `fuel: None` runs on the un-metered engine (epoch deadline only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +71,49 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 pub const MAX_INSTANCES: usize = 64;
 pub const MAX_TABLES: usize = 64;
 pub const MAX_MEMORIES: usize = 8;
+
+/// Per-namespace quotas of `storage` (one namespace per artifact id).
+pub const STORAGE: StorageLimits = StorageLimits {
+    max_key_bytes: 512,
+    max_value_bytes: 1 << 20,
+    max_namespace_bytes: 16 << 20,
+    max_keys: 10_000,
+};
+
+/// Bounds of `viz`: canvas side (the API promises 2000), points per chart,
+/// drawing operations and text per canvas, 3D scene size.
+pub const VIZ: VizLimits = VizLimits {
+    max_canvas_side: 2000,
+    max_points: 200_000,
+    max_ops: 100_000,
+    max_text_bytes: 1 << 20,
+    max_scene_items: 1_000_000,
+    max_json_bytes: 32 << 20,
+};
+/// Live canvases per run.
+pub const MAX_CANVASES: usize = 64;
+
+/// Bounds of the `dom` document of a run.
+pub const DOM: DomLimits = DomLimits {
+    max_nodes: 10_000,
+    max_bytes: 4 << 20,
+    max_depth: 64,
+    max_selector_bytes: 1024,
+};
+/// Live element handles per run (query results create new handles).
+pub const MAX_ELEMENT_HANDLES: usize = 100_000;
+
+/// Bounds of the `quantum` simulator: 16 qubits is 65,536 amplitudes (1 MiB).
+pub const QUANTUM: QuantumLimits = QuantumLimits {
+    max_qubits: 16,
+    max_gates: 10_000,
+    max_shots: 1_000_000,
+};
+
+/// Outputs (charts, canvases, scenes, diagrams, the document) per run.
+pub const MAX_OUTPUTS: usize = 256;
+/// Total bytes of a run's outputs.
+pub const MAX_OUTPUTS_BYTES: usize = 64 << 20;
 
 /// How often the engine's epoch advances: the resolution of the wall-clock limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::interpreter;
+use crate::outputs::Output;
 
 /// How a run ended: `ok`, or exactly one kind of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,6 +143,9 @@ pub struct Outcome {
     pub logs: Vec<LogRecord>,
     /// Streams cut at the output limit (`stdout`, `stderr`, `logs`).
     pub truncated: Vec<String>,
+    /// Pictures and documents produced through the kernel APIs, in order.
+    #[serde(default)]
+    pub outputs: Vec<Output>,
 }
 
 impl Outcome {

@@ -26,6 +26,16 @@ pub fn cache_dir() -> PathBuf {
     })
 }
 
+/// The user volume: the user's data (storage database, run outputs).
+/// `LLMOS_DATA_DIR`, else `~/.local/share/llmos` (the platform's data directory).
+pub fn data_dir() -> PathBuf {
+    env_path("LLMOS_DATA_DIR").unwrap_or_else(|| {
+        dirs::data_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("llmos")
+    })
+}
+
 fn source_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }

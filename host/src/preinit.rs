@@ -15,6 +15,7 @@ use wasmtime::component::{Component, Instance, Lift, WasmList};
 use wasmtime::{Engine, Store};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
+use crate::kernel::storage::StorageService;
 use crate::limits::Limits;
 use crate::state::HostState;
 
@@ -36,7 +37,17 @@ pub async fn preinit(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
         fuel: None,
         ..Limits::default()
     };
-    let mut store = Store::new(&engine, HostState::new("preinit", &limits, None));
+    let mut store = Store::new(
+        &engine,
+        HostState::new(
+            "preinit",
+            &limits,
+            None,
+            std::sync::Arc::new(StorageService::unavailable(
+                "storage is not available while a snapshot is built",
+            )),
+        ),
+    );
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(u64::MAX);
     let instance = linker.instantiate_async(&mut store, &component).await?;

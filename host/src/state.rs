@@ -3,10 +3,17 @@
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use std::sync::Arc;
+
+use crate::capture::CapturePipe;
+use crate::kernel::dom::DomCtx;
 use crate::kernel::log::LogCtx;
 use crate::kernel::process::ProcessCtx;
-use crate::limits::{Limits, MemoryLimiter};
-use crate::output::CapturePipe;
+use crate::kernel::quantum::QuantumCtx;
+use crate::kernel::storage::{StorageCtx, StorageService};
+use crate::kernel::viz::VizCtx;
+use crate::limits::{self, Limits, MemoryLimiter};
+use crate::outputs::Outputs;
 
 pub struct HostState {
     pub wasi: WasiCtx,
@@ -16,14 +23,26 @@ pub struct HostState {
     pub stderr: CapturePipe,
     pub log: LogCtx,
     pub process: ProcessCtx,
+    pub storage: StorageCtx,
+    pub viz: VizCtx,
+    pub dom: DomCtx,
+    pub quantum: QuantumCtx,
+    /// Pictures and documents produced through the kernel APIs.
+    pub outputs: Outputs,
 }
 
 impl HostState {
     /// A sandbox with no capabilities: no preopened directories, no
     /// environment, no arguments, no network, an empty stdin, and stdout and
     /// stderr captured into bounded pipes. Clocks and randomness come from the
-    /// host; `seed` makes randomness deterministic (for replay).
-    pub fn new(artifact: &str, limits: &Limits, seed: Option<u64>) -> Self {
+    /// host; `seed` makes randomness deterministic (for replay). `artifact`
+    /// names the run in logs and is its storage namespace.
+    pub fn new(
+        artifact: &str,
+        limits: &Limits,
+        seed: Option<u64>,
+        storage: Arc<StorageService>,
+    ) -> Self {
         let stdout = CapturePipe::new("stdout", limits.output_bytes);
         let stderr = CapturePipe::new("stderr", limits.output_bytes);
         let mut b = WasiCtxBuilder::new();
@@ -47,6 +66,11 @@ impl HostState {
             stderr,
             log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
             process: ProcessCtx,
+            storage: StorageCtx::new(artifact, storage),
+            viz: VizCtx::default(),
+            dom: DomCtx::default(),
+            quantum: QuantumCtx::new(seed),
+            outputs: Outputs::new(limits::MAX_OUTPUTS, limits::MAX_OUTPUTS_BYTES),
         }
     }
 }

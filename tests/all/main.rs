@@ -4,7 +4,11 @@
 
 mod cache;
 mod cli;
+mod dom;
 mod javascript;
 mod limits;
 mod python;
+mod quantum;
 mod sandbox;
+mod storage;
+mod viz;

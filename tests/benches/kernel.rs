@@ -5,7 +5,9 @@
 //!   in-process (engine + deserialize + link);
 //! - a fresh sandbox (Store + instance) running a trivial artifact, per language;
 //! - recursive fib (JS fib(25), Python fib(22)) in the sandbox with fuel,
-//!   without fuel, and natively (rquickjs 0.14 built for the host, python3).
+//!   without fuel, and natively (rquickjs 0.14 built for the host, python3);
+//! - kernel API calls from each language (storage.get, log.info) and a
+//!   10,000-point plot.
 //!
 //! Sandbox times are wall clock around the whole run (store creation to
 //! teardown). Sandbox fib times are that minus the median of the same
@@ -245,6 +247,71 @@ fn main() {
             "python3 not found",
         ),
     }
+
+    // --- kernel API calls -------------------------------------------------
+    // Per-call cost: (run making N calls − the same run making none) / N.
+    let n = iterations(15);
+    let calls = 10_000;
+    let kernel_cases: [(&str, &Prepared, &str, &str); 4] = [
+        (
+            "JS kernel.storage.get",
+            &js,
+            "js",
+            "kernel.storage.set('k', {a: 1}); for (let i = 0; i < N; i++) kernel.storage.get('k');",
+        ),
+        (
+            "JS kernel.log.info",
+            &js,
+            "js",
+            "for (let i = 0; i < N; i++) kernel.log.info('tick', {i});",
+        ),
+        (
+            "Python storage.get",
+            &py,
+            "python",
+            "from llmos import storage\nstorage.set('k', {'a': 1})\nfor i in range(N):\n    storage.get('k')",
+        ),
+        (
+            "Python log.info",
+            &py,
+            "python",
+            "from llmos import log\nfor i in range(N):\n    log.info('tick', i=i)",
+        ),
+    ];
+    for (what, p, lang, src) in kernel_cases {
+        let fuel = Some(llmos::limits::DEFAULT_FUEL);
+        let with = sandbox_ms(p, lang, &src.replace('N', &calls.to_string()), fuel, n);
+        let without = sandbox_ms(p, lang, &src.replace('N', "0"), fuel, n);
+        let us = (with - without) * 1e3 / calls as f64;
+        t.row(
+            &format!("{what}, per call ({calls} in a run)"),
+            format!("{us:.2} µs"),
+            "target < 5 µs",
+        );
+    }
+    let plot_js = "const d = []; for (let i = 0; i < N; i++) d.push(Math.sin(i / 100));";
+    let with = sandbox_ms(
+        &js,
+        "js",
+        &format!(
+            "{} kernel.viz.plot(d, {{title: 'sine'}});",
+            plot_js.replace('N', "10000")
+        ),
+        Some(llmos::limits::DEFAULT_FUEL),
+        n,
+    );
+    let without = sandbox_ms(
+        &js,
+        "js",
+        &plot_js.replace('N', "10000"),
+        Some(llmos::limits::DEFAULT_FUEL),
+        n,
+    );
+    t.row(
+        "JS kernel.viz.plot, 10,000-point line (SVG+PNG)",
+        format!("{:.2} ms", with - without),
+        "whole call: JSON, chart, rasterize",
+    );
 
     // --- many concurrent sandboxes (the batch design) --------------------
     // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;

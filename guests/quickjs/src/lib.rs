@@ -29,12 +29,17 @@ wit_bindgen::generate!({
 use exports::llmos::kernel::interpreter::{ErrorKind, Frame, GuestError, Info, Success};
 use llmos::kernel::log as klog;
 
-/// The prelude, evaluated before the artifact under its own file name.
-const PRELUDE: &str = include_str!("prelude.js");
-/// The same prelude precompiled to QuickJS bytecode by build.rs.
+mod kernel;
+
+/// Scripts evaluated before any artifact, each under an internal file name
+/// that no artifact has (so their frames are dropped from reported stacks),
+/// precompiled to QuickJS bytecode by build.rs:
+/// `src/prelude.js` (console, timers, inspect: `<llmos:prelude>`),
+/// the system volume's `kernel/stdlib.js` (the `kernel` API: `<llmos:stdlib>`)
+/// and `kernel/init.js` (sandbox start: `<llmos:init>`).
 const PRELUDE_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prelude.qjsbc"));
-/// File name of the prelude in QuickJS stack traces (never an artifact's).
-const PRELUDE_FILE: &str = "<llmos:prelude>";
+const STDLIB_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.qjsbc"));
+const INIT_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/init.qjsbc"));
 /// Used when the host passes an empty file name.
 const DEFAULT_FILENAME: &str = "artifact.js";
 /// Memory set aside at the start of a run and released when reporting an
@@ -346,17 +351,9 @@ impl<'a, 'js> Run<'a, 'js> {
     fn install_prelude(&mut self) -> Result<(), GuestError> {
         let ctx = self.ctx.clone();
         let setup = || -> rquickjs::Result<Helpers<'js>> {
-            let factory: Function = match load_prelude_bytecode(&ctx) {
-                Some(f) => f,
-                None => {
-                    // Bytecode rejected (never expected): parse the source.
-                    let mut opts = rquickjs::context::EvalOptions::default();
-                    opts.global = true;
-                    opts.strict = true;
-                    opts.filename = Some(PRELUDE_FILE.to_string());
-                    ctx.eval_with_options(PRELUDE, opts)?
-                }
-            };
+            let prelude = load_bytecode(&ctx, PRELUDE_BYTECODE)?;
+            let stdlib = load_bytecode(&ctx, STDLIB_BYTECODE)?;
+            let init = load_bytecode(&ctx, INIT_BYTECODE)?;
             let native = Object::new(ctx.clone())?;
             native.set("write", Function::new(ctx.clone(), native_write)?)?;
             native.set("log", Function::new(ctx.clone(), native_log)?)?;
@@ -370,7 +367,11 @@ impl<'a, 'js> Run<'a, 'js> {
                 Function::new(ctx.clone(), native_random)?.with_name("random")?,
             )?;
             native.set("now", Function::new(ctx.clone(), native_now)?)?;
-            let helpers: Object = factory.call((native,))?;
+            kernel::install(&ctx, &native)?;
+            let helpers: Object = prelude.call((native.clone(),))?;
+            let inspect: Function = helpers.get("inspect")?;
+            let kernel: Object = stdlib.call((native, inspect))?;
+            init.call::<_, ()>((kernel,))?;
             Ok(Helpers {
                 inspect: helpers.get("inspect")?,
                 describe: helpers.get("describe")?,
@@ -627,28 +628,29 @@ impl<'a, 'js> Run<'a, 'js> {
     }
 }
 
-/// Read and run the precompiled prelude; its completion value is the factory.
-fn load_prelude_bytecode<'js>(ctx: &Ctx<'js>) -> Option<Function<'js>> {
+/// Read and run a precompiled script; its completion value is a function.
+fn load_bytecode<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Function<'js>> {
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: trusted bytecode written by build.rs with the same QuickJS-ng;
-    // JS_EvalFunction takes ownership of the function object.
+    // JS_EvalFunction takes ownership of the function object. A failure
+    // leaves the exception pending for the caller.
     unsafe {
         let obj = qjs::JS_ReadObject(
             raw,
-            PRELUDE_BYTECODE.as_ptr(),
-            PRELUDE_BYTECODE.len() as qjs::size_t,
+            bytecode.as_ptr(),
+            bytecode.len() as qjs::size_t,
             qjs::JS_READ_OBJ_BYTECODE as i32,
         );
         if qjs::JS_IsException(obj) {
-            let _ = ctx.catch();
-            return None;
+            return Err(JsError::Exception);
         }
         let v = qjs::JS_EvalFunction(raw, obj);
         if qjs::JS_IsException(v) {
-            let _ = ctx.catch();
-            return None;
+            return Err(JsError::Exception);
         }
-        Value::from_raw(ctx.clone(), v).into_function()
+        Value::from_raw(ctx.clone(), v)
+            .into_function()
+            .ok_or_else(|| JsError::new_from_js("script", "function"))
     }
 }
 
@@ -714,7 +716,7 @@ fn c_string(s: &str) -> std::ffi::CString {
 
 /// Copy a JS value's string conversion into a Rust `String` without aborting
 /// on allocation failure. `None` leaves no exception pending.
-fn js_string<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<String> {
+pub(crate) fn js_string<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<String> {
     let raw_ctx = ctx.as_raw().as_ptr();
     // SAFETY: the C string is freed with JS_FreeCString before returning.
     unsafe {

@@ -6,7 +6,8 @@
 //
 // The script's completion value is a factory: lib.rs calls it with the native
 // hooks and gets back the helpers the guest itself needs. Nothing but
-// `console`, `kernel` and the timer functions is left on the global object.
+// `console` and the timer functions is left on the global object; the
+// `kernel` object comes from the system volume's stdlib.js and init.js.
 (function (native) {
   'use strict';
 
@@ -78,9 +79,7 @@
   const DateNow = Date.now;
 
   const write = native.write;
-  const logWrite = native.log;
   const promiseState = native.promiseState;
-  const exitNative = native.exit;
 
   // ------------------------------------------------------------ inspect
 
@@ -795,44 +794,6 @@
     },
   };
   defineProp(globalThis, 'console', { value: console, writable: true, enumerable: false, configurable: true });
-
-  // ------------------------------------------------------------ kernel
-
-  function fieldValue(v) {
-    return StrToWellFormed(typeof v === 'string' ? v : inspect(v));
-  }
-
-  function makeLog(level, name) {
-    const fn = function (message, fields) {
-      const msg = fieldValue(message);
-      const flat = [];
-      if (fields !== undefined && fields !== null) {
-        if (typeof fields !== 'object') throw new TypeError('kernel.log: fields must be a plain object');
-        const ks = O.keys(fields);
-        for (let i = 0; i < ks.length; i++) {
-          ArrPush(flat, ks[i], fieldValue(fields[ks[i]]));
-        }
-      }
-      logWrite(level, msg, flat);
-    };
-    defineProp(fn, 'name', { value: name });
-    return fn;
-  }
-
-  const kernel = freeze({
-    log: freeze({
-      debug: makeLog(0, 'debug'),
-      info: makeLog(1, 'info'),
-      warn: makeLog(2, 'warn'),
-      error: makeLog(3, 'error'),
-    }),
-    exit(code = 0) {
-      let c = NumberCtor(code);
-      if (c !== c) c = 1;
-      exitNative(c | 0);
-    },
-  });
-  defineProp(globalThis, 'kernel', { value: kernel, writable: false, enumerable: false, configurable: false });
 
   // ------------------------------------------------------------ Math.random
 

@@ -42,6 +42,14 @@ pub enum Command {
         #[arg(long)]
         unmetered: bool,
     },
+    /// Print the kernel API reference for a language (from its stdlib's docs).
+    Api {
+        /// Language name or alias (javascript, python, ...).
+        language: String,
+        /// One JSON array of {signature, doc} on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the guest languages this kernel knows.
     Languages {
         /// One JSON array on stdout.
@@ -64,6 +72,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args, cli.verbose),
         Command::Languages { json } => languages(json),
+        Command::Api { language, json } => api(&language, json),
         Command::Check { json, unmetered } => check(json, !unmetered),
     };
     match result {
@@ -105,6 +114,23 @@ fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
             let exts: Vec<_> = m.extensions.iter().map(|e| format!(".{e}")).collect();
             println!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn api(language: &str, json: bool) -> Result<ExitCode, crate::HostError> {
+    let config = crate::RuntimeConfig::default();
+    let runtime = crate::Runtime::new(config.clone())?;
+    let manifest = runtime.languages().by_name(language)?;
+    let entries = crate::apiref::reference(manifest, &config.system_volume)?;
+    if json {
+        let v = serde_json::to_string_pretty(&entries).map_err(|e| crate::HostError::System {
+            what: "cannot serialise the reference",
+            source: std::io::Error::other(e),
+        })?;
+        println!("{v}");
+    } else {
+        print!("{}", crate::apiref::markdown(&manifest.name, &entries));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,9 +31,14 @@ pub struct RunArgs {
     /// Limit on captured stdout, stderr and log bytes (each), e.g. 1MiB.
     #[arg(long, value_name = "SIZE")]
     pub output_limit: Option<String>,
-    /// Artifact id used in logs (default: the file name).
+    /// Artifact id: names its storage namespace and appears in logs
+    /// (default: the artifact's canonical path).
     #[arg(long)]
     pub id: Option<String>,
+    /// Directory for the run's outputs (charts, canvases, documents...);
+    /// default: <data dir>/outputs/<artifact>.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Seed the guest's randomness (reproducible runs).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -89,10 +94,25 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "artifact".into());
+    let artifact_id = match &args.id {
+        Some(id) if !id.trim().is_empty() => id.clone(),
+        Some(_) => return Err(HostError::Usage("--id must not be empty".into())),
+        None => std::fs::canonicalize(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string(),
+    };
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => RuntimeConfig::default()
+            .data_dir
+            .join("outputs")
+            .join(output_dir_name(&artifact_id)),
+    };
     let req = RunRequest {
         language,
         source,
-        artifact_id: args.id.clone().unwrap_or_else(|| filename.clone()),
+        artifact_id,
         filename,
         limits,
         seed: args.seed,
@@ -104,7 +124,13 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
             what: "cannot start the async runtime",
             source,
         })?;
-    let outcome = rt.block_on(runtime.run(&req))?;
+    let mut outcome = rt.block_on(runtime.run(&req))?;
+    if !outcome.outputs.is_empty() {
+        // Our own default directory is cleaned of earlier runs' outputs; a
+        // directory the user named is only added to.
+        crate::outputs::write_files(&mut outcome.outputs, &out_dir, args.out.is_none())
+            .map_err(|e| HostError::io(&out_dir, e))?;
+    }
 
     if args.json {
         let mut v = serde_json::to_value(&outcome).map_err(|e| HostError::System {
@@ -141,6 +167,21 @@ fn print_human(o: &Outcome, req: &RunRequest) {
         o.duration_ms,
         o.memory_peak_bytes as f64 / (1 << 20) as f64
     );
+    for out in &o.outputs {
+        let files: Vec<String> = out
+            .items
+            .iter()
+            .filter_map(|i| i.file.as_ref().map(|f| f.display().to_string()))
+            .collect();
+        let _ = writeln!(
+            err,
+            "[output {}] {}{}{}",
+            out.index,
+            out.summary,
+            if files.is_empty() { "" } else { " → " },
+            files.join(", ")
+        );
+    }
     for log in &o.logs {
         let fields: Vec<_> = log.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(
@@ -178,4 +219,29 @@ fn print_human(o: &Outcome, req: &RunRequest) {
             );
         }
     }
+}
+
+/// Directory name for an artifact's outputs: readable, unique per id.
+fn output_dir_name(artifact_id: &str) -> String {
+    let stem = std::path::Path::new(artifact_id)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(artifact_id.as_bytes());
+    format!(
+        "{}-{:08x}",
+        if stem.is_empty() { "artifact" } else { &stem },
+        hash as u32
+    )
 }

@@ -8,8 +8,8 @@
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::log::{self, Field, Level};
+use crate::capture::OutputLimitExceeded;
 use crate::outcome::{LogLevel, LogRecord};
-use crate::output::OutputLimitExceeded;
 
 /// Per-run state of the log API.
 #[derive(Debug)]

@@ -1,10 +1,17 @@
 //! The kernel APIs: the only way out of the sandbox.
 //!
 //! One module per WIT interface in `wit/`, each exposing its per-run context
-//! and an `add_to_linker` function.
+//! (or a view over the parts of [`HostState`] it touches) and an
+//! `add_to_linker` function. The engines behind the richer APIs live in
+//! submodules: `storage::store` (SQLite), `viz::{chart, canvas, scene}`,
+//! `dom::tree`, `quantum::{sim, draw}`.
 
+pub mod dom;
 pub mod log;
 pub mod process;
+pub mod quantum;
+pub mod storage;
+pub mod viz;
 
 use wasmtime::component::Linker;
 
@@ -14,5 +21,19 @@ use crate::state::HostState;
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     log::add_to_linker(linker, |s| &mut s.log)?;
     process::add_to_linker(linker, |s| &mut s.process)?;
+    storage::add_to_linker(linker, |s| &mut s.storage)?;
+    viz::add_to_linker(linker, |s| viz::VizView {
+        ctx: &mut s.viz,
+        table: &mut s.table,
+        outputs: &mut s.outputs,
+    })?;
+    dom::add_to_linker(linker, |s| dom::DomView {
+        ctx: &mut s.dom,
+        table: &mut s.table,
+    })?;
+    quantum::add_to_linker(linker, |s| quantum::QuantumView {
+        ctx: &mut s.quantum,
+        outputs: &mut s.outputs,
+    })?;
     Ok(())
 }

@@ -1,0 +1,157 @@
+//! The kernel API reference of a language, extracted from its standard
+//! library's own doc comments.
+//!
+//! A language manifest lists its stdlib files (`api = [...]`, paths on the
+//! system volume). Every doc block in them whose first line starts with a
+//! qualified name (`kernel.storage.get(key)`, `llmos.viz.Canvas`) is one
+//! entry: JSDoc blocks (`/** ... */`) and Python docstrings (`"""..."""`)
+//! are recognised. The docs live next to the code they describe, so the
+//! reference cannot drift from it. `llmos api LANG` prints it, and the repair
+//! loop gives it to the LLM.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::HostError;
+use crate::language::Manifest;
+
+/// One documented function, class or property.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiEntry {
+    /// First line of the doc block: the qualified signature.
+    pub signature: String,
+    /// The rest of the block, dedented.
+    pub doc: String,
+}
+
+/// The reference for `manifest`'s language, from its stdlib files on the
+/// system volume, in file order.
+pub fn reference(manifest: &Manifest, system_volume: &Path) -> Result<Vec<ApiEntry>, HostError> {
+    let mut out = Vec::new();
+    for rel in &manifest.api {
+        let path = system_volume.join(rel);
+        let text = std::fs::read_to_string(&path).map_err(|e| HostError::io(&path, e))?;
+        out.extend(extract(&text));
+    }
+    Ok(out)
+}
+
+/// Render entries as Markdown.
+pub fn markdown(language: &str, entries: &[ApiEntry]) -> String {
+    let mut s = format!("# llmos kernel API for {language}\n");
+    for e in entries {
+        s.push_str("\n## ");
+        s.push_str(&e.signature);
+        s.push('\n');
+        if !e.doc.is_empty() {
+            s.push_str(&e.doc);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Every API doc block of a source file.
+pub fn extract(text: &str) -> Vec<ApiEntry> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    loop {
+        let js = rest.find("/**");
+        let py = rest.find("\"\"\"");
+        let (start, open, close) = match (js, py) {
+            (Some(j), Some(p)) if j < p => (j, "/**", "*/"),
+            (Some(j), None) => (j, "/**", "*/"),
+            (_, Some(p)) => (p, "\"\"\"", "\"\"\""),
+            (None, None) => break,
+        };
+        let body_start = start + open.len();
+        let Some(len) = rest[body_start..].find(close) else {
+            break;
+        };
+        let body = &rest[body_start..body_start + len];
+        rest = &rest[body_start + len + close.len()..];
+        let lines: Vec<&str> = body
+            .lines()
+            .map(|l| {
+                if open == "/**" {
+                    let t = l.trim_start();
+                    t.strip_prefix("* ")
+                        .or_else(|| t.strip_prefix('*'))
+                        .unwrap_or(t)
+                } else {
+                    l
+                }
+            })
+            .collect();
+        if let Some(entry) = entry(&lines) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// An entry if the block's first non-empty line is a qualified name.
+fn entry(lines: &[&str]) -> Option<ApiEntry> {
+    let first = lines.iter().position(|l| !l.trim().is_empty())?;
+    let signature = lines[first].trim().to_string();
+    let head = signature
+        .split(|c: char| c == '(' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    let qualified = head.contains('.')
+        && head.starts_with(|c: char| c.is_ascii_alphabetic())
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '#');
+    if !qualified {
+        return None;
+    }
+    let rest: Vec<&str> = lines[first + 1..].to_vec();
+    let indent = rest
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let doc: Vec<&str> = rest
+        .iter()
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
+        .collect();
+    Some(ApiEntry {
+        signature,
+        doc: doc.join("\n").trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsdoc_and_docstrings() {
+        let js = "/**\n * kernel.storage.get(key) -> any\n * The value.\n *   indented\n */\nfunction f() {}\n/** not an api block */\n/** kernel.quantum.Circuit#h(q) -> Circuit  (Hadamard) */";
+        let e = extract(js);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].signature, "kernel.storage.get(key) -> any");
+        assert_eq!(e[0].doc, "The value.\n  indented");
+        assert_eq!(
+            e[1].signature,
+            "kernel.quantum.Circuit#h(q) -> Circuit  (Hadamard)"
+        );
+        let py = "\"\"\"Module doc.\"\"\"\ndef get(k):\n    \"\"\"llmos.storage.get(key, default=None) -> object\n\n    The value.\n    \"\"\"\n";
+        let e = extract(py);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].signature,
+            "llmos.storage.get(key, default=None) -> object"
+        );
+        assert_eq!(e[0].doc, "The value.");
+    }
+}

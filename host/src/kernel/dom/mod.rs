@@ -1,0 +1,277 @@
+//! `llmos:kernel/dom`: a safe document tree for the artifact's own output.
+//!
+//! The tree, its allowlists and its sanitizing serializer are in [`tree`];
+//! this module binds it to the WIT interface. Guests hold `element`
+//! resources: entries of the run's `ResourceTable` that name a node of the
+//! run's [`Document`]. Several handles may name the same node (each query
+//! returns fresh handles); dropping a handle never removes its node. At the
+//! end of the run a non-empty document becomes a `text/html` output.
+
+pub mod tree;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::bindings::dom::{self as wit, DomError, ErrorCode};
+use crate::limits;
+use crate::outputs::{MIME_HTML, OutputKind, Outputs, OutputsFull};
+use tree::{Document, NodeId};
+
+/// What a guest `element` handle refers to.
+#[derive(Debug, Clone, Copy)]
+pub struct ElementHandle(NodeId);
+
+/// Per-run state of the dom API: the document, created on first use.
+#[derive(Debug, Default)]
+pub struct DomCtx {
+    doc: Option<Document>,
+    /// Live element handles (bounded by [`limits::MAX_ELEMENT_HANDLES`]).
+    handles: usize,
+}
+
+impl DomCtx {
+    fn doc(&mut self) -> &mut Document {
+        self.doc.get_or_insert_with(|| Document::new(limits::DOM))
+    }
+
+    /// Serialize a non-empty document as the run's last output.
+    pub fn finish(&self, outputs: &mut Outputs) -> Result<(), OutputsFull> {
+        let Some(doc) = &self.doc else { return Ok(()) };
+        if doc.is_empty() {
+            return Ok(());
+        }
+        let html = doc.to_html();
+        let elements = doc
+            .query_selector_all(doc.root(), "*")
+            .map(|v| v.len())
+            .unwrap_or(0);
+        let summary = format!(
+            "document: {elements} element{}, {} bytes of HTML",
+            if elements == 1 { "" } else { "s" },
+            html.len()
+        );
+        outputs.push(
+            OutputKind::Html,
+            summary,
+            vec![(MIME_HTML, html.into_bytes())],
+        )?;
+        Ok(())
+    }
+}
+
+/// What the dom API touches: its context and the run's resource table.
+pub struct DomView<'a> {
+    pub ctx: &'a mut DomCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+fn guest_error(e: tree::DomError) -> DomError {
+    let (code, message) = match e {
+        tree::DomError::ForbiddenTag(m) => (ErrorCode::ForbiddenTag, m),
+        tree::DomError::ForbiddenAttribute(m) => (ErrorCode::ForbiddenAttribute, m),
+        tree::DomError::ForbiddenUrl(m) => (ErrorCode::ForbiddenUrl, m),
+        tree::DomError::InvalidSelector(m) => (ErrorCode::InvalidSelector, m),
+        tree::DomError::InvalidOperation(m) => (ErrorCode::InvalidOperation, m),
+        tree::DomError::TooLarge(m) => (ErrorCode::TooLarge, m),
+    };
+    DomError { code, message }
+}
+
+impl DomView<'_> {
+    fn node(&self, el: &Resource<ElementHandle>) -> wasmtime::Result<NodeId> {
+        Ok(self.table.get(el)?.0)
+    }
+
+    /// A new handle to `node`, within the handle bound.
+    fn handle(
+        &mut self,
+        node: NodeId,
+    ) -> wasmtime::Result<Result<Resource<ElementHandle>, DomError>> {
+        if self.ctx.handles >= limits::MAX_ELEMENT_HANDLES {
+            return Ok(Err(DomError {
+                code: ErrorCode::TooLarge,
+                message: format!(
+                    "{} element handles are alive: at most {} may exist at once in a run",
+                    self.ctx.handles,
+                    limits::MAX_ELEMENT_HANDLES
+                ),
+            }));
+        }
+        let r = self.table.push(ElementHandle(node))?;
+        self.ctx.handles += 1;
+        Ok(Ok(r))
+    }
+
+    fn handles(
+        &mut self,
+        nodes: Vec<NodeId>,
+    ) -> wasmtime::Result<Result<Vec<Resource<ElementHandle>>, DomError>> {
+        let mut out = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            match self.handle(n)? {
+                Ok(h) => out.push(h),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(out))
+    }
+}
+
+impl wit::HostElement for DomView<'_> {
+    fn tag_name(&mut self, el: Resource<ElementHandle>) -> wasmtime::Result<String> {
+        let n = self.node(&el)?;
+        Ok(self
+            .ctx
+            .doc()
+            .tag_name(n)
+            .map(str::to_string)
+            .unwrap_or_default())
+    }
+
+    fn set_text(
+        &mut self,
+        el: Resource<ElementHandle>,
+        text: String,
+    ) -> wasmtime::Result<Result<(), DomError>> {
+        let n = self.node(&el)?;
+        Ok(self.ctx.doc().set_text(n, &text).map_err(guest_error))
+    }
+
+    fn text(&mut self, el: Resource<ElementHandle>) -> wasmtime::Result<String> {
+        let n = self.node(&el)?;
+        Ok(self.ctx.doc().text(n).unwrap_or_default())
+    }
+
+    fn set_attribute(
+        &mut self,
+        el: Resource<ElementHandle>,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), DomError>> {
+        let n = self.node(&el)?;
+        Ok(self
+            .ctx
+            .doc()
+            .set_attribute(n, &name, &value)
+            .map_err(guest_error))
+    }
+
+    fn get_attribute(
+        &mut self,
+        el: Resource<ElementHandle>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        let n = self.node(&el)?;
+        Ok(self
+            .ctx
+            .doc()
+            .get_attribute(n, &name)
+            .ok()
+            .flatten()
+            .map(str::to_string))
+    }
+
+    fn remove_attribute(
+        &mut self,
+        el: Resource<ElementHandle>,
+        name: String,
+    ) -> wasmtime::Result<bool> {
+        let n = self.node(&el)?;
+        Ok(self.ctx.doc().remove_attribute(n, &name).unwrap_or(false))
+    }
+
+    fn append_child(
+        &mut self,
+        el: Resource<ElementHandle>,
+        child: Resource<ElementHandle>,
+    ) -> wasmtime::Result<Result<(), DomError>> {
+        let (p, c) = (self.node(&el)?, self.node(&child)?);
+        Ok(self.ctx.doc().append_child(p, c).map_err(guest_error))
+    }
+
+    fn remove_child(
+        &mut self,
+        el: Resource<ElementHandle>,
+        child: Resource<ElementHandle>,
+    ) -> wasmtime::Result<Result<(), DomError>> {
+        let (p, c) = (self.node(&el)?, self.node(&child)?);
+        Ok(self.ctx.doc().remove_child(p, c).map_err(guest_error))
+    }
+
+    fn children(
+        &mut self,
+        el: Resource<ElementHandle>,
+    ) -> wasmtime::Result<Vec<Resource<ElementHandle>>> {
+        let n = self.node(&el)?;
+        let nodes = self.ctx.doc().children(n).unwrap_or_default();
+        match self.handles(nodes)? {
+            Ok(v) => Ok(v),
+            // No error channel in `children`: past the handle bound, trap.
+            Err(e) => Err(wasmtime::Error::msg(e.message)),
+        }
+    }
+
+    fn query_selector(
+        &mut self,
+        el: Resource<ElementHandle>,
+        selector: String,
+    ) -> wasmtime::Result<Result<Option<Resource<ElementHandle>>, DomError>> {
+        let n = self.node(&el)?;
+        match self.ctx.doc().query_selector(n, &selector) {
+            Ok(Some(found)) => Ok(self.handle(found)?.map(Some)),
+            Ok(None) => Ok(Ok(None)),
+            Err(e) => Ok(Err(guest_error(e))),
+        }
+    }
+
+    fn query_selector_all(
+        &mut self,
+        el: Resource<ElementHandle>,
+        selector: String,
+    ) -> wasmtime::Result<Result<Vec<Resource<ElementHandle>>, DomError>> {
+        let n = self.node(&el)?;
+        match self.ctx.doc().query_selector_all(n, &selector) {
+            Ok(nodes) => self.handles(nodes),
+            Err(e) => Ok(Err(guest_error(e))),
+        }
+    }
+
+    fn drop(&mut self, el: Resource<ElementHandle>) -> wasmtime::Result<()> {
+        self.table.delete(el)?;
+        self.ctx.handles = self.ctx.handles.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl wit::Host for DomView<'_> {
+    fn root(&mut self) -> wasmtime::Result<Resource<ElementHandle>> {
+        let root = self.ctx.doc().root();
+        match self.handle(root)? {
+            Ok(h) => Ok(h),
+            Err(e) => Err(wasmtime::Error::msg(e.message)),
+        }
+    }
+
+    fn create_element(
+        &mut self,
+        tag: String,
+    ) -> wasmtime::Result<Result<Resource<ElementHandle>, DomError>> {
+        match self.ctx.doc().create_element(&tag) {
+            Ok(n) => self.handle(n),
+            Err(e) => Ok(Err(guest_error(e))),
+        }
+    }
+}
+
+struct HasDom;
+
+impl HasData for HasDom {
+    type Data<'a> = DomView<'a>;
+}
+
+/// Add `llmos:kernel/dom` to `linker`, reaching its view through `get`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> DomView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasDom>(linker, get)
+}

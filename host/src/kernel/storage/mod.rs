@@ -1,0 +1,144 @@
+//! `llmos:kernel/storage`: a persistent key-value store private to each
+//! artifact.
+//!
+//! The engine is [`store::Store`] (SQLite, WAL, full synchronous commits);
+//! this module binds it to the WIT interface. The database is opened lazily,
+//! on an artifact's first storage call, once per process, and shared by every
+//! run; runs that never touch storage never open it. The namespace is the
+//! run's artifact id, fixed by the host: nothing the guest passes can name
+//! another namespace.
+
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::storage::{self, ErrorCode, StorageError};
+use crate::limits;
+use store::{Store, StoreError};
+
+/// The process-wide storage service: where the database lives, opened on
+/// first use.
+#[derive(Debug)]
+pub struct StorageService {
+    path: PathBuf,
+    store: OnceLock<Result<Arc<Store>, StoreError>>,
+}
+
+impl StorageService {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StorageService {
+            path: path.into(),
+            store: OnceLock::new(),
+        }
+    }
+
+    /// A service whose every call fails with `reason` (no database), for
+    /// stores that must never persist anything, such as a build-time snapshot.
+    pub fn unavailable(reason: &str) -> Self {
+        let store = OnceLock::new();
+        let _ = store.set(Err(StoreError::Unavailable(reason.to_string())));
+        StorageService {
+            path: PathBuf::new(),
+            store,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open database (opening it on the first call). An open failure is
+    /// remembered, so every later call reports it without retrying.
+    pub fn store(&self) -> Result<&Arc<Store>, StoreError> {
+        self.store
+            .get_or_init(|| {
+                let r = Store::open(&self.path, limits::STORAGE).map(Arc::new);
+                if let Err(e) = &r {
+                    tracing::warn!(path = %self.path.display(), error = %e, "storage unavailable");
+                }
+                r
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Per-run state of the storage API: the run's namespace.
+#[derive(Debug)]
+pub struct StorageCtx {
+    namespace: String,
+    service: Arc<StorageService>,
+}
+
+impl StorageCtx {
+    pub fn new(namespace: impl Into<String>, service: Arc<StorageService>) -> Self {
+        StorageCtx {
+            namespace: namespace.into(),
+            service,
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Store, &str) -> Result<T, StoreError>,
+    ) -> wasmtime::Result<Result<T, StorageError>> {
+        let r = self
+            .service
+            .store()
+            .and_then(|s| f(s, &self.namespace))
+            .map_err(guest_error);
+        Ok(r)
+    }
+}
+
+fn guest_error(e: StoreError) -> StorageError {
+    let code = match &e {
+        StoreError::InvalidKey(_) => ErrorCode::InvalidKey,
+        StoreError::InvalidValue(_) => ErrorCode::InvalidValue,
+        StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+        StoreError::Unavailable(_) => ErrorCode::Unavailable,
+    };
+    StorageError {
+        code,
+        message: e.message().to_string(),
+    }
+}
+
+impl storage::Host for StorageCtx {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StorageError>> {
+        self.with(|s, ns| s.get(ns, &key))
+    }
+
+    fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), StorageError>> {
+        self.with(|s, ns| s.set(ns, &key, &value))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StorageError>> {
+        self.with(|s, ns| s.delete(ns, &key))
+    }
+
+    fn keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
+        self.with(|s, ns| s.keys(ns, &prefix))
+    }
+
+    fn clear(&mut self) -> wasmtime::Result<Result<u32, StorageError>> {
+        self.with(|s, ns| s.clear(ns))
+    }
+}
+
+struct HasStorage;
+
+impl HasData for HasStorage {
+    type Data<'a> = &'a mut StorageCtx;
+}
+
+/// Add `llmos:kernel/storage` to `linker`, reaching the context through `get`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut StorageCtx,
+) -> wasmtime::Result<()> {
+    storage::add_to_linker::<T, HasStorage>(linker, get)
+}

@@ -1,0 +1,244 @@
+//! `llmos:kernel/viz`: charts, canvases and 3D scenes as run outputs.
+//!
+//! The engine renders on the host: [`chart`] draws `plot` charts and
+//! [`canvas`] records drawing operations, both to SVG written by [`svg`] and
+//! rasterized to PNG by [`render`] (resvg, with an embedded font so pictures
+//! are identical on every machine); [`scene`] validates 3D scenes. This
+//! module binds the engine to the WIT interface: canvases are resources in
+//! the run's `ResourceTable`, and each rendered picture becomes an output.
+
+pub mod canvas;
+pub mod chart;
+pub mod color;
+pub mod render;
+pub mod scene;
+pub mod svg;
+pub mod types;
+
+pub use types::{Rendered, VizError as EngineError, VizLimits};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::bindings::viz::{self as wit, ErrorCode, Paint, Point, VizError};
+use crate::limits;
+use crate::outputs::{MIME_PNG, MIME_SCENE, MIME_SVG, OutputKind, Outputs};
+use canvas::Canvas;
+
+/// Per-run state of the viz API.
+#[derive(Debug, Default)]
+pub struct VizCtx {
+    /// Canvases created this run (bounded by [`limits::MAX_CANVASES`]).
+    canvases: usize,
+}
+
+/// What the viz API touches: its context, the run's resource table (canvas
+/// handles) and the run's outputs.
+pub struct VizView<'a> {
+    pub ctx: &'a mut VizCtx,
+    pub table: &'a mut ResourceTable,
+    pub outputs: &'a mut Outputs,
+}
+
+fn guest_error(e: EngineError) -> VizError {
+    let code = match e.code() {
+        types::VizErrorCode::InvalidData => ErrorCode::InvalidData,
+        types::VizErrorCode::InvalidOptions => ErrorCode::InvalidOptions,
+        types::VizErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
+        types::VizErrorCode::TooLarge => ErrorCode::TooLarge,
+    };
+    VizError {
+        code,
+        message: e.message().to_string(),
+    }
+}
+
+fn too_large(message: String) -> VizError {
+    VizError {
+        code: ErrorCode::TooLarge,
+        message,
+    }
+}
+
+fn paint(p: Paint) -> canvas::Paint {
+    match p {
+        Paint::Fill => canvas::Paint::Fill,
+        Paint::Stroke => canvas::Paint::Stroke,
+        Paint::FillAndStroke => canvas::Paint::FillAndStroke,
+    }
+}
+
+impl VizView<'_> {
+    /// Add a rendered picture (SVG + PNG) to the outputs.
+    fn picture(&mut self, kind: OutputKind, r: Rendered) -> Result<u32, VizError> {
+        self.outputs
+            .push(
+                kind,
+                r.summary,
+                vec![(MIME_SVG, r.svg.into_bytes()), (MIME_PNG, r.png)],
+            )
+            .map_err(|e| too_large(e.0))
+    }
+
+    /// Run `f` on a canvas of the table.
+    fn canvas<T>(
+        &mut self,
+        handle: &Resource<Canvas>,
+        f: impl FnOnce(&mut Canvas) -> Result<T, EngineError>,
+    ) -> wasmtime::Result<Result<T, VizError>> {
+        let c = self.table.get_mut(handle)?;
+        Ok(f(c).map_err(guest_error))
+    }
+}
+
+impl wit::HostCanvas for VizView<'_> {
+    fn fill_color(
+        &mut self,
+        c: Resource<Canvas>,
+        color: String,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.fill_color(&color))
+    }
+
+    fn stroke_color(
+        &mut self,
+        c: Resource<Canvas>,
+        color: String,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.stroke_color(&color))
+    }
+
+    fn line_width(
+        &mut self,
+        c: Resource<Canvas>,
+        width: f64,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.line_width(width))
+    }
+
+    fn rect(
+        &mut self,
+        c: Resource<Canvas>,
+        x: f64,
+        y: f64,
+        width: f64,
+        height: f64,
+        p: Paint,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.rect(x, y, width, height, paint(p)))
+    }
+
+    fn line(
+        &mut self,
+        c: Resource<Canvas>,
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.line(x1, y1, x2, y2))
+    }
+
+    fn circle(
+        &mut self,
+        c: Resource<Canvas>,
+        cx: f64,
+        cy: f64,
+        r: f64,
+        p: Paint,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.circle(cx, cy, r, paint(p)))
+    }
+
+    fn path(
+        &mut self,
+        c: Resource<Canvas>,
+        points: Vec<Point>,
+        closed: bool,
+        p: Paint,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.x, p.y)).collect();
+        self.canvas(&c, |c| c.path(&pts, closed, paint(p)))
+    }
+
+    fn text(
+        &mut self,
+        c: Resource<Canvas>,
+        x: f64,
+        y: f64,
+        text: String,
+        size: f64,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.canvas(&c, |c| c.text(x, y, &text, size))
+    }
+
+    fn show(&mut self, c: Resource<Canvas>) -> wasmtime::Result<Result<u32, VizError>> {
+        let rendered = match self.canvas(&c, |c| c.render())? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.picture(OutputKind::Canvas, rendered))
+    }
+
+    fn drop(&mut self, c: Resource<Canvas>) -> wasmtime::Result<()> {
+        self.table.delete(c)?;
+        self.ctx.canvases = self.ctx.canvases.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl wit::Host for VizView<'_> {
+    fn plot(&mut self, data: String, options: String) -> wasmtime::Result<Result<u32, VizError>> {
+        Ok(chart::plot(&data, &options, &limits::VIZ)
+            .map_err(guest_error)
+            .and_then(|r| self.picture(OutputKind::Plot, r)))
+    }
+
+    fn render3d(&mut self, scene: String) -> wasmtime::Result<Result<u32, VizError>> {
+        Ok(scene::validate_scene(&scene, &limits::VIZ)
+            .map_err(guest_error)
+            .and_then(|(json, summary)| {
+                self.outputs
+                    .push(
+                        OutputKind::Scene,
+                        summary,
+                        vec![(MIME_SCENE, json.into_bytes())],
+                    )
+                    .map_err(|e| too_large(e.0))
+            }))
+    }
+
+    fn new_canvas(
+        &mut self,
+        width: u32,
+        height: u32,
+    ) -> wasmtime::Result<Result<Resource<Canvas>, VizError>> {
+        if self.ctx.canvases >= limits::MAX_CANVASES {
+            return Ok(Err(too_large(format!(
+                "{} canvases are open: at most {} may exist at once in a run",
+                self.ctx.canvases,
+                limits::MAX_CANVASES
+            ))));
+        }
+        let canvas = match Canvas::new(width, height, &limits::VIZ) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(guest_error(e))),
+        };
+        let handle = self.table.push(canvas)?;
+        self.ctx.canvases += 1;
+        Ok(Ok(handle))
+    }
+}
+
+struct HasViz;
+
+impl HasData for HasViz {
+    type Data<'a> = VizView<'a>;
+}
+
+/// Add `llmos:kernel/viz` to `linker`, reaching its view through `get`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> VizView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasViz>(linker, get)
+}

@@ -1,0 +1,260 @@
+//! SVG → PNG rasterization and text measurement, both on one embedded font.
+//!
+//! The PNG is rendered from the very SVG string that is returned, with
+//! `resvg` (usvg + tiny-skia), so the two always show the same picture.
+//!
+//! Fonts: the font database given to usvg holds only DejaVu Sans (regular
+//! and bold), embedded from the `dejavu` crate (fonts under the Bitstream
+//! Vera / DejaVu licence, a permissive open licence; the crate itself is
+//! MIT/Apache-2.0). System fonts are never loaded, so text renders the same
+//! on every machine. Every SVG this engine writes names that family
+//! ([`FONT_FAMILY`]).
+//!
+//! Layout code measures text with the same font's advance widths (via
+//! `skrifa`), so labels can be fitted and truncated to a pixel budget.
+//!
+//! The usvg image resolver is disabled: the SVGs written here never contain
+//! `<image>`, and even if they did nothing would be loaded from disk.
+
+use std::sync::{Arc, OnceLock};
+
+use resvg::{tiny_skia, usvg};
+use skrifa::MetadataProvider;
+use skrifa::instance::{LocationRef, Size};
+use skrifa::metrics::GlyphMetrics;
+
+use super::svg::FONT_FAMILY;
+use super::types::{Rendered, VizError};
+
+/// DejaVu Sans regular, as embedded by the `dejavu` crate.
+fn regular_font() -> &'static [u8] {
+    dejavu::sans::regular()
+}
+
+/// DejaVu Sans bold, as embedded by the `dejavu` crate.
+fn bold_font() -> &'static [u8] {
+    dejavu::sans::bold()
+}
+
+/// The shared font database: the embedded faces and nothing else.
+fn font_db() -> Arc<usvg::fontdb::Database> {
+    static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        for data in [regular_font(), bold_font()] {
+            db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(data)));
+        }
+        db.set_sans_serif_family(FONT_FAMILY);
+        db.set_serif_family(FONT_FAMILY);
+        db.set_monospace_family(FONT_FAMILY);
+        db.set_cursive_family(FONT_FAMILY);
+        db.set_fantasy_family(FONT_FAMILY);
+        Arc::new(db)
+    })
+    .clone()
+}
+
+/// Rasterize `svg` (written by this engine) to a `width` x `height` PNG.
+pub fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, VizError> {
+    let opt = usvg::Options {
+        font_family: FONT_FAMILY.to_string(),
+        fontdb: font_db(),
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: Box::new(|_, _, _| None),
+            resolve_string: Box::new(|_, _| None),
+        },
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &opt)
+        .map_err(|e| VizError::InvalidArgument(format!("could not render the picture: {e}")))?;
+    let mut pixmap = tiny_skia::Pixmap::new(width, height).ok_or_else(|| {
+        VizError::TooLarge(format!("could not allocate a {width}x{height} picture"))
+    })?;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::identity(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| VizError::InvalidArgument(format!("could not encode the PNG: {e}")))
+}
+
+/// Rasterize `svg` and bundle it with its PNG and `summary`.
+pub fn finish(svg: String, width: u32, height: u32, summary: String) -> Result<Rendered, VizError> {
+    let png = rasterize(&svg, width, height)?;
+    Ok(Rendered {
+        svg,
+        png,
+        width,
+        height,
+        summary,
+    })
+}
+
+/// Advance widths of one face, in em units, with a fast path for ASCII.
+struct FaceMetrics {
+    data: &'static [u8],
+    ascii: [f32; 128],
+}
+
+/// Width of a glyph the font lacks, in em (resvg draws nothing for it, but
+/// layout keeps room so truncation stays conservative).
+const MISSING_GLYPH_EM: f32 = 0.6;
+
+fn units_per_em(font: &skrifa::FontRef<'_>) -> f32 {
+    let upem = font
+        .metrics(Size::unscaled(), LocationRef::default())
+        .units_per_em;
+    f32::from(upem.max(1))
+}
+
+impl FaceMetrics {
+    fn load(data: &'static [u8]) -> FaceMetrics {
+        let mut ascii = [MISSING_GLYPH_EM; 128];
+        if let Ok(font) = skrifa::FontRef::new(data) {
+            let upem = units_per_em(&font);
+            let charmap = font.charmap();
+            let gm = GlyphMetrics::new(&font, Size::unscaled(), LocationRef::default());
+            for (c, slot) in (0u32..).zip(ascii.iter_mut()) {
+                if let Some(w) = charmap.map(c).and_then(|g| gm.advance_width(g)) {
+                    *slot = w / upem;
+                }
+            }
+        }
+        FaceMetrics { data, ascii }
+    }
+
+    /// Width of `text` in em (sum of advances; no kerning).
+    fn width_em(&self, text: &str) -> f64 {
+        let mut total = 0.0f64;
+        let mut other: Option<(skrifa::FontRef<'static>, f32)> = None;
+        for c in text.chars() {
+            let code = c as u32;
+            if let Some(w) = usize::try_from(code).ok().and_then(|i| self.ascii.get(i)) {
+                total += f64::from(*w);
+                continue;
+            }
+            if other.is_none() {
+                other = skrifa::FontRef::new(self.data).ok().map(|f| {
+                    let upem = units_per_em(&f);
+                    (f, upem)
+                });
+            }
+            let w = other
+                .as_ref()
+                .and_then(|(font, upem)| {
+                    let gid = font.charmap().map(c)?;
+                    let gm = GlyphMetrics::new(font, Size::unscaled(), LocationRef::default());
+                    gm.advance_width(gid).map(|w| w / upem)
+                })
+                .unwrap_or(MISSING_GLYPH_EM);
+            total += f64::from(w);
+        }
+        total
+    }
+}
+
+fn face(bold: bool) -> &'static FaceMetrics {
+    static REGULAR: OnceLock<FaceMetrics> = OnceLock::new();
+    static BOLD: OnceLock<FaceMetrics> = OnceLock::new();
+    if bold {
+        BOLD.get_or_init(|| FaceMetrics::load(bold_font()))
+    } else {
+        REGULAR.get_or_init(|| FaceMetrics::load(regular_font()))
+    }
+}
+
+/// Width in pixels of `text` set in the embedded font at `size` pixels.
+pub fn text_width(text: &str, size: f64, bold: bool) -> f64 {
+    face(bold).width_em(text) * size
+}
+
+/// `text` cut (with a trailing `…`) so that it is at most `max_width`
+/// pixels wide at `size`; returned unchanged if it already fits. Returns an
+/// empty string if not even `…` fits.
+pub fn fit_text(text: &str, size: f64, bold: bool, max_width: f64) -> String {
+    let f = face(bold);
+    if f.width_em(text) * size <= max_width {
+        return text.to_string();
+    }
+    let budget = max_width / size - f.width_em("…");
+    if budget < 0.0 {
+        return String::new();
+    }
+    let mut used = 0.0;
+    let mut out = String::new();
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        let w = f.width_em(c.encode_utf8(&mut buf));
+        if used + w > budget {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::color::Color;
+    use super::super::svg::SvgWriter;
+    use super::*;
+
+    #[test]
+    fn font_db_has_only_the_embedded_faces() {
+        let db = font_db();
+        assert_eq!(db.len(), 2);
+        for f in db.faces() {
+            assert!(
+                f.families.iter().any(|(n, _)| n == FONT_FAMILY),
+                "{:?}",
+                f.families
+            );
+        }
+    }
+
+    #[test]
+    fn text_metrics() {
+        let w = text_width("0123456789", 10.0, false);
+        // DejaVu Sans digits are 0.636 em wide.
+        assert!((w - 63.6).abs() < 0.5, "{w}");
+        assert!(text_width("Hello", 12.0, true) > text_width("Hello", 12.0, false));
+        assert!(text_width("αβγ", 10.0, false) > 10.0);
+        assert_eq!(text_width("", 10.0, false), 0.0);
+    }
+
+    #[test]
+    fn fitting() {
+        assert_eq!(fit_text("short", 10.0, false, 100.0), "short");
+        let cut = fit_text("a rather long category label", 10.0, false, 50.0);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert!(text_width(&cut, 10.0, false) <= 50.0);
+        assert_eq!(fit_text("abc", 10.0, false, 1.0), "");
+    }
+
+    #[test]
+    fn rasterizes_text_with_embedded_font() {
+        let mut w = SvgWriter::new(100, 40, Color::WHITE);
+        w.tag("text")
+            .num("x", 5.0)
+            .num("y", 30.0)
+            .num("font-size", 24.0)
+            .text("Hg");
+        let png = rasterize(&w.finish(), 100, 40).unwrap();
+        let pm = tiny_skia::Pixmap::decode_png(&png).unwrap();
+        assert_eq!((pm.width(), pm.height()), (100, 40));
+        let dark = pm
+            .pixels()
+            .iter()
+            .filter(|p| p.red() < 100 && p.alpha() == 255)
+            .count();
+        assert!(
+            dark > 20,
+            "only {dark} dark pixels: the font did not render"
+        );
+    }
+}
