@@ -25,6 +25,7 @@ impl Scratch {
             components_dir: components,
             cache_dir: dir.path().join("cache"),
             system_volume: test_config().system_volume,
+            data_dir: dir.path().join("data"),
         };
         Scratch { _dir: dir, config }
     }

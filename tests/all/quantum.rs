@@ -6,10 +6,10 @@ use llmos_tests::{run, run_with};
 
 #[test]
 fn javascript_bell_pair_amplitudes_and_seeded_counts() {
-    let src = r#"
+    let src = r##"
 const r = kernel.quantum.circuit(2).h(0).cnot(0, 1).measureAll().simulate({ shots: 1000, seed: 42 });
 JSON.stringify(r)
-"#;
+"##;
     let o = run("javascript", src);
     assert_eq!(o.status, Status::Ok, "{o:?}");
     let text = o.value.clone().unwrap_or_default();
@@ -31,12 +31,12 @@ JSON.stringify(r)
 
 #[test]
 fn python_ghz_and_run_seed_reproducibility() {
-    let src = r#"
+    let src = r##"
 from llmos import quantum
 c = quantum.Circuit(3).h(0).cnot(0, 1).cnot(1, 2)
 r = c.simulate(shots=200)
 ([round(p, 12) for p in r.probabilities], sorted(r.counts), sum(r.counts.values()), r.counts)
-"#;
+"##;
     let a = run_with("python", src, |r| r.seed = Some(9));
     assert_eq!(a.status, Status::Ok, "{a:?}");
     let v = a.value.clone().unwrap_or_default();
@@ -53,12 +53,12 @@ r = c.simulate(shots=200)
 fn rotations_match_known_probabilities() {
     let o = run(
         "python",
-        r#"
+        r##"
 import math
 from llmos import quantum
 r = quantum.Circuit(1).ry(math.pi / 3, 0).simulate()
 round(r.probabilities[1], 12), abs(r.amplitudes[0] - math.cos(math.pi / 6)) < 1e-9
-"#,
+"##,
     );
     assert_eq!(o.value.as_deref(), Some("(0.25, True)"), "{o:?}");
 }
@@ -67,7 +67,7 @@ round(r.probabilities[1], 12), abs(r.amplitudes[0] - math.cos(math.pi / 6)) < 1e
 fn too_many_qubits_and_bad_gates_are_quantum_errors() {
     let o = run(
         "javascript",
-        r#"
+        r##"
 const codes = [];
 for (const f of [
   () => kernel.quantum.circuit(40).h(0).simulate(),
@@ -75,7 +75,7 @@ for (const f of [
   () => kernel.quantum.circuit(2).cnot(1, 1).simulate(),
 ]) { try { f(); } catch (e) { codes.push(e.name + ":" + e.code); } }
 codes.join(" ")
-"#,
+"##,
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(

@@ -26,7 +26,7 @@ fn javascript_round_trips_json_values() {
     let o = run_as(
         "javascript",
         &id,
-        r#"
+        r##"
 const s = kernel.storage;
 s.set("n", 42);
 s.set("obj", { a: [1, 2.5, null, true], b: "é✓" });
@@ -37,12 +37,14 @@ const before = s.get("missing", "dflt");
 const out = [s.get("n"), s.get("obj"), s.list("user:"), s.list("user%"), s.has("n"), before];
 out.push(s.delete("n"), s.delete("n"), s.get("n"), s.list().length, s.clear(), s.list());
 JSON.stringify(out)
-"#,
+"##,
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(
         o.value.as_deref(),
-        Some(r#"'[42,{"a":[1,2.5,null,true],"b":"é✓"},["user:1","user:2"],["user%_"],true,"dflt",true,false,null,4,4,[]]'"#)
+        Some(
+            r##"'[42,{"a":[1,2.5,null,true],"b":"é✓"},["user:1","user:2"],["user%_"],true,"dflt",true,false,null,4,4,[]]'"##
+        )
     );
 }
 
@@ -52,7 +54,7 @@ fn python_round_trips_json_values() {
     let o = run_as(
         "python",
         &id,
-        r#"
+        r##"
 from llmos import storage
 storage.set("n", 42)
 storage.set("obj", {"a": [1, 2.5, None, True], "b": "é✓"})
@@ -60,31 +62,41 @@ storage.set("list", (1, 2))
 out = [storage.get("n"), storage.get("obj"), storage.get("list"), storage.get("nope", 7),
        storage.has("n"), storage.list(), storage.delete("n"), storage.delete("n"), storage.clear()]
 out
-"#,
+"##,
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(
         o.value.as_deref(),
-        Some("[42, {'a': [1, 2.5, None, True], 'b': 'é✓'}, [1, 2], 7, True, ['list', 'n', 'obj'], True, False, 2]")
+        Some(
+            "[42, {'a': [1, 2.5, None, True], 'b': 'é✓'}, [1, 2], 7, True, ['list', 'n', 'obj'], True, False, 2]"
+        )
     );
 }
 
 #[test]
 fn two_artifacts_never_see_each_others_keys() {
     let (a, b) = (unique("iso-a"), unique("iso-b"));
-    let o = run_as("javascript", &a, r#"kernel.storage.set("secret", "a's"); kernel.storage.set("k2", 1)"#);
+    let o = run_as(
+        "javascript",
+        &a,
+        r##"kernel.storage.set("secret", "a's"); kernel.storage.set("k2", 1)"##,
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     let o = run_as(
         "python",
         &b,
-        r#"
+        r##"
 from llmos import storage
 (storage.get("secret"), storage.list(), storage.clear(), storage.has("k2"))
-"#,
+"##,
     );
     assert_eq!(o.value.as_deref(), Some("(None, [], 0, False)"), "{o:?}");
-    let o = run_as("javascript", &a, r#"JSON.stringify(kernel.storage.list())"#);
-    assert_eq!(o.value.as_deref(), Some(r#"'["k2","secret"]'"#));
+    let o = run_as(
+        "javascript",
+        &a,
+        r##"JSON.stringify(kernel.storage.list())"##,
+    );
+    assert_eq!(o.value.as_deref(), Some(r##"'["k2","secret"]'"##));
 }
 
 #[test]
@@ -93,7 +105,7 @@ fn each_quota_is_a_catchable_storage_error() {
     let o = run_as(
         "javascript",
         &id,
-        r#"
+        r##"
 const codes = [];
 function attempt(f) { try { f(); codes.push("ok"); } catch (e) { codes.push(`${e.name}:${e.code}:${e instanceof kernel.StorageError}`); } }
 attempt(() => kernel.storage.set("k".repeat(600), 1));       // key length
@@ -104,7 +116,7 @@ for (let i = 0; i < 16; i++) attempt(() => kernel.storage.set("mb" + i, mb));
 attempt(() => kernel.storage.set("mb16", mb));               // namespace bytes
 attempt(() => kernel.storage.set("s", undefined));           // not JSON
 codes.join(" ")
-"#,
+"##,
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     let v = o.value.unwrap_or_default();
@@ -123,7 +135,7 @@ fn key_count_quota_from_python() {
     let o = run_as(
         "python",
         &id,
-        r#"
+        r##"
 from llmos import storage, StorageError
 for i in range(10000):
     storage.set("k%d" % i, i)
@@ -133,10 +145,13 @@ except StorageError as e:
     err = (e.code, "10000" in str(e))
 storage.set("k5", "replacing is fine")
 (err, len(storage.list()))
-"#,
+"##,
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
-    assert_eq!(o.value.as_deref(), Some("(('quota-exceeded', True), 10000)"));
+    assert_eq!(
+        o.value.as_deref(),
+        Some("(('quota-exceeded', True), 10000)")
+    );
 }
 
 #[test]
@@ -158,7 +173,11 @@ fn an_uncaught_storage_error_names_the_artifacts_line() {
         "from llmos import storage\n\nstorage.set('', 1)\n",
     );
     let e = o.error.expect("error");
-    assert_eq!((e.class.as_str(), e.line), ("StorageError", Some(3)), "{e:?}");
+    assert_eq!(
+        (e.class.as_str(), e.line),
+        ("StorageError", Some(3)),
+        "{e:?}"
+    );
 }
 
 fn llmos(data: &std::path::Path) -> Command {
@@ -178,20 +197,36 @@ fn values_persist_across_processes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let writer = dir.path().join("writer.py");
     let reader = dir.path().join("reader.js");
-    std::fs::write(&writer, "from llmos import storage\nstorage.set('greeting', {'text': 'hi', 'n': 3})\n")
-        .expect("write");
-    std::fs::write(&reader, "const g = kernel.storage.get('greeting'); console.log(g.text, g.n)\n")
-        .expect("write");
+    std::fs::write(
+        &writer,
+        "from llmos import storage\nstorage.set('greeting', {'text': 'hi', 'n': 3})\n",
+    )
+    .expect("write");
+    std::fs::write(
+        &reader,
+        "const g = kernel.storage.get('greeting'); console.log(g.text, g.n)\n",
+    )
+    .expect("write");
     let w = llmos(data.path())
         .args(["run", &writer.display().to_string(), "--id", "shared"])
         .output()
         .expect("spawn");
-    assert_eq!(w.status.code(), Some(0), "{}", String::from_utf8_lossy(&w.stderr));
+    assert_eq!(
+        w.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&w.stderr)
+    );
     let r = llmos(data.path())
         .args(["run", &reader.display().to_string(), "--id", "shared"])
         .output()
         .expect("spawn");
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&r.stdout), "hi 3\n");
 }
 
@@ -210,7 +245,16 @@ fn sigkill_during_a_burst_of_writes_loses_nothing_committed() {
     )
     .expect("write");
     let mut child = llmos(data.path())
-        .args(["run", &burst.display().to_string(), "--id", "burst", "--fuel", "none", "--timeout", "120s"])
+        .args([
+            "run",
+            &burst.display().to_string(),
+            "--id",
+            "burst",
+            "--fuel",
+            "none",
+            "--timeout",
+            "120s",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -237,7 +281,10 @@ fn sigkill_during_a_burst_of_writes_loses_nothing_committed() {
     let store = Store::open(&db, llmos::limits::STORAGE).expect("database opens after the kill");
     let keys = store.keys("burst", "").expect("keys");
     let n = keys.len() as u64;
-    assert!(n >= seen, "{seen} keys were committed but only {n} survived");
+    assert!(
+        n >= seen,
+        "{seen} keys were committed but only {n} survived"
+    );
     for i in 0..n {
         let v = store
             .get("burst", &format!("k{i}"))
