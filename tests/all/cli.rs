@@ -190,3 +190,102 @@ fn languages_are_listed() {
         .collect();
     assert_eq!(names, ["javascript", "python"]);
 }
+
+#[test]
+fn outputs_are_written_to_the_out_directory_and_named_in_json() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let cfg = test_config();
+    let out = Command::new(llmos_bin())
+        .args([
+            "run",
+            &path("kernel/outputs.js"),
+            "--json",
+            "--out",
+            &out_dir.path().display().to_string(),
+        ])
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", data.path())
+        .output()
+        .expect("spawn llmos");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let outputs = v["outputs"].as_array().expect("outputs");
+    let kinds: Vec<&str> = outputs.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["plot", "canvas", "scene", "circuit", "html"]);
+    let mut files = 0;
+    for o in outputs {
+        for item in o["items"].as_array().expect("items") {
+            let mime = item["mime"].as_str().unwrap_or_default();
+            match item["file"].as_str() {
+                Some(f) => {
+                    files += 1;
+                    let meta = std::fs::metadata(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+                    assert_eq!(meta.len(), item["bytes"].as_u64().unwrap_or(0), "{f}");
+                    assert!(f.starts_with(&out_dir.path().display().to_string()));
+                }
+                None => assert_eq!(mime, "text/plain", "{item}"),
+            }
+        }
+    }
+    assert_eq!(files, 2 + 2 + 1 + 1 + 1);
+
+    // Human output lists each output with its files.
+    let out = Command::new(llmos_bin())
+        .args([
+            "run",
+            &path("kernel/outputs.js"),
+            "--out",
+            &out_dir.path().display().to_string(),
+        ])
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", data.path())
+        .output()
+        .expect("spawn llmos");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[output 0] line chart"), "{err}");
+    assert!(err.contains("0-plot.png"), "{err}");
+}
+
+#[test]
+fn api_prints_each_languages_reference() {
+    let out = llmos(&["api", "javascript"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sig in [
+        "## kernel.storage.get(key, defaultValue = null) -> any",
+        "## kernel.viz.plot(data, options = {}) -> number",
+        "## kernel.dom.createElement(tag, props = {}) -> Element",
+        "## kernel.quantum.circuit(qubits) -> Circuit",
+        "## kernel.log.info(message, fields?)",
+    ] {
+        assert!(text.contains(sig), "missing {sig}:\n{text}");
+    }
+    let out = llmos(&["api", "py", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let sigs: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["signature"].as_str())
+        .collect();
+    for want in [
+        "llmos.storage.get(key, default=None) -> object",
+        "llmos.viz.canvas(width, height) -> Canvas",
+        "llmos.dom.create_element(tag, text=None, children=(), **attributes) -> Element",
+        "llmos.quantum.Circuit.simulate(shots=0, seed=None) -> Result",
+    ] {
+        assert!(sigs.contains(&want), "missing {want}: {sigs:?}");
+    }
+    assert_eq!(llmos(&["api", "cobol"]).status.code(), Some(2));
+}
