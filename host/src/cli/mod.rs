@@ -85,7 +85,13 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "info" } else { "warn" };
+    // usvg reports shapes it skips (e.g. zero-height bars) as warnings;
+    // they are expected, not the user's concern.
+    let default = if verbose {
+        "info,usvg=error"
+    } else {
+        "warn,usvg=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLMOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -117,7 +117,11 @@
   // ------------------------------------------------------------ log
 
   function fieldValue(v) {
-    return StrToWellFormed(typeof v === 'string' ? v : inspect(v));
+    const t = typeof v;
+    if (t === 'string') return StrToWellFormed(v);
+    // Plain scalars display as String() would; only objects need inspect.
+    if (t === 'number' || t === 'boolean' || t === 'bigint' || v === null || v === undefined) return StringCtor(v);
+    return StrToWellFormed(inspect(v));
   }
 
   function makeLog(level, name) {
