@@ -122,6 +122,7 @@ from wit_world.exports.interpreter import (
     GuestError,
     Info,
     Success,
+    Variable,
 )
 
 # ---------------------------------------------------------------------------
@@ -386,6 +387,7 @@ _INTERNAL_ERROR = GuestError(
     column=None,
     stack=[],
     exit_code=None,
+    globals=[],
 )
 
 
@@ -567,7 +569,40 @@ def _suggestion(exc):
         return ""
 
 
-def _runtime_error(exc, filename, lines):
+_GLOBALS_MAX = 50
+_PREVIEW_MAX = 200
+_preview_repr = reprlib.Repr()
+_preview_repr.maxlevel = 2
+_preview_repr.maxstring = 80
+_preview_repr.maxother = 80
+_SKIP_GLOBALS = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+
+
+def _globals(env):
+    """The artifact's top-level variables (no dunders, modules, functions or
+    classes) with their type and a short repr, for the error report."""
+    out = []
+    try:
+        for name, value in list(env.items()):
+            if len(out) >= _GLOBALS_MAX:
+                break
+            if not _isinstance(name, _str) or name.startswith("__"):
+                continue
+            if _isinstance(value, _SKIP_GLOBALS):
+                continue
+            try:
+                preview = _preview_repr.repr(value)
+            except _BaseException:
+                preview = "<unprintable>"
+            if len(preview) > _PREVIEW_MAX:
+                preview = preview[: _PREVIEW_MAX - 3] + "..."
+            out.append(Variable(name=name, type_name=type(value).__name__, preview=preview))
+    except _BaseException:
+        return []
+    return out
+
+
+def _runtime_error(exc, filename, lines, env=None):
     is_exit = _isinstance(exc, _SystemExit)
     try:
         stack = _stack(exc, filename, lines)
@@ -587,6 +622,7 @@ def _runtime_error(exc, filename, lines):
         column=innermost.column if innermost and innermost.line else None,
         stack=stack,
         exit_code=_exit_code(exc) if is_exit else None,
+        globals=[] if is_exit or env is None else _globals(env),
     )
 
 
@@ -607,6 +643,7 @@ def _syntax_error(exc):
         column=column,
         stack=[],
         exit_code=None,
+        globals=[],
     )
 
 
@@ -689,7 +726,7 @@ def _run(source, filename):
                 # The artifact's data may fill the heap; release it so the
                 # report (and lowering it) can allocate.
                 env.clear()
-            return _runtime_error(exc, filename, lines)
+            return _runtime_error(exc, filename, lines, env)
         finally:
             try:
                 _release(exc)
@@ -722,6 +759,7 @@ class Interpreter(exports.Interpreter):
                     column=None,
                     stack=[],
                     exit_code=None,
+                    globals=[],
                 )
             _flush_streams()
         except _BaseException:

@@ -427,6 +427,7 @@ fn exit_error(code: i32) -> GuestError {
         column: None,
         stack: Vec::new(),
         exit_code: Some(code),
+        globals: Vec::new(),
     }
 }
 

@@ -89,6 +89,8 @@ pub const VIZ: VizLimits = VizLimits {
     max_text_bytes: 1 << 20,
     max_scene_items: 1_000_000,
     max_json_bytes: 32 << 20,
+    // About 1 s of rasterizing on a 2-core machine (3e8 units per second).
+    max_draw_cost: 300_000_000,
 };
 /// Live canvases per run.
 pub const MAX_CANVASES: usize = 64;

@@ -71,6 +71,17 @@ pub struct GuestError {
     pub stack: Vec<Frame>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i32>,
+    /// The artifact's top-level variables when the error was raised.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub globals: Vec<Variable>,
+}
+
+/// One top-level variable of the artifact at the time of an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variable {
+    pub name: String,
+    pub type_name: String,
+    pub preview: String,
 }
 
 impl From<interpreter::GuestError> for GuestError {
@@ -96,6 +107,15 @@ impl From<interpreter::GuestError> for GuestError {
                 })
                 .collect(),
             exit_code: e.exit_code,
+            globals: e
+                .globals
+                .into_iter()
+                .map(|v| Variable {
+                    name: v.name,
+                    type_name: v.type_name,
+                    preview: v.preview,
+                })
+                .collect(),
         }
     }
 }

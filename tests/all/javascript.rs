@@ -221,3 +221,33 @@ fn an_interval_never_cleared_runs_until_the_timeout() {
     assert_eq!(o.status, Status::Timeout, "{o:?}");
     assert!(o.duration_ms < 5000.0, "took {} ms", o.duration_ms);
 }
+
+#[test]
+fn top_level_variables_are_captured_with_the_error() {
+    let o = run(
+        "javascript",
+        "const items = [1, 2, 3];\nlet total = 0;\nvar label = 'sum';\nfunction add(x) { return x.value + 1; }\nlet late;\ntotal = add(undefined);\nconst never = 1;\n",
+    );
+    let e = o.error.expect("error");
+    let got: Vec<(String, String, String)> = e
+        .globals
+        .iter()
+        .map(|v| (v.name.clone(), v.type_name.clone(), v.preview.clone()))
+        .collect();
+    for want in [
+        ("items", "Array", "[ 1, 2, 3 ]"),
+        ("total", "number", "0"),
+        ("label", "string", "'sum'"),
+        ("late", "undefined", "undefined"),
+    ] {
+        assert!(
+            got.iter()
+                .any(|g| (g.0.as_str(), g.1.as_str(), g.2.as_str()) == want),
+            "{want:?} not in {got:?}"
+        );
+    }
+    // Functions, builtins, the kernel object and uninitialised bindings are left out.
+    for absent in ["add", "kernel", "console", "never"] {
+        assert!(!got.iter().any(|g| g.0 == absent), "{absent} in {got:?}");
+    }
+}

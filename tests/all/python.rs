@@ -125,3 +125,21 @@ fn misspelt_names_carry_python_s_suggestion() {
         Some("'int' object has no attribute 'nope'")
     );
 }
+
+#[test]
+fn top_level_variables_are_captured_with_the_error() {
+    let o = run(
+        "python",
+        "import json\nitems = list(range(100))\nlabel = 'sum'\ndef add(x):\n    return x['value']\nclass C: pass\ntotal = add(None)\n",
+    );
+    let e = o.error.expect("error");
+    let names: Vec<&str> = e.globals.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["items", "label"], "{:?}", e.globals);
+    let items = &e.globals[0];
+    assert_eq!(items.type_name, "list");
+    assert!(
+        items.preview.starts_with("[0, 1, 2") && items.preview.len() <= 200,
+        "{}",
+        items.preview
+    );
+}

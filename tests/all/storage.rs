@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use llmos::Status;
 use llmos::kernel::storage::store::Store;
-use llmos_tests::{llmos_bin, repo, run_as, test_config};
+use llmos_tests::{llmos_bin, repo, run_as, run_with, test_config};
 
 fn unique(name: &str) -> String {
     format!(
@@ -132,9 +132,9 @@ codes.join(" ")
 #[test]
 fn key_count_quota_from_python() {
     let id = unique("quota-py");
-    let o = run_as(
+    // 10,000 durable writes (one fsync each): give it time on a busy machine.
+    let o = run_with(
         "python",
-        &id,
         r##"
 from llmos import storage, StorageError
 for i in range(10000):
@@ -146,6 +146,11 @@ except StorageError as e:
 storage.set("k5", "replacing is fine")
 (err, len(storage.list()))
 "##,
+        |r| {
+            r.artifact_id = id.clone();
+            r.limits.timeout = Duration::from_secs(120);
+            r.limits.fuel = Some(llmos::limits::DEFAULT_FUEL * 10);
+        },
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(

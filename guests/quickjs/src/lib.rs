@@ -26,7 +26,7 @@ wit_bindgen::generate!({
     world: "language-preinit",
 });
 
-use exports::llmos::kernel::interpreter::{ErrorKind, Frame, GuestError, Info, Success};
+use exports::llmos::kernel::interpreter::{ErrorKind, Frame, GuestError, Info, Success, Variable};
 use llmos::kernel::log as klog;
 
 mod kernel;
@@ -74,6 +74,7 @@ struct SavedHelpers {
     describe: Persistent<Function<'static>>,
     timer_wait: Persistent<Function<'static>>,
     timer_fire: Persistent<Function<'static>>,
+    globals: Persistent<Function<'static>>,
 }
 
 impl SavedHelpers {
@@ -83,6 +84,7 @@ impl SavedHelpers {
             describe: self.describe.restore(ctx).ok()?,
             timer_wait: self.timer_wait.restore(ctx).ok()?,
             timer_fire: self.timer_fire.restore(ctx).ok()?,
+            globals: self.globals.restore(ctx).ok()?,
         })
     }
 }
@@ -102,6 +104,7 @@ impl Guest for Component {
             let mut run = Run {
                 ctx: ctx.clone(),
                 filename: DEFAULT_FILENAME,
+                source: "",
                 helpers: None,
                 ballast: &mut ballast,
             };
@@ -112,6 +115,7 @@ impl Guest for Component {
                 describe: Persistent::save(&ctx, h.describe),
                 timer_wait: Persistent::save(&ctx, h.timer_wait),
                 timer_fire: Persistent::save(&ctx, h.timer_fire),
+                globals: Persistent::save(&ctx, h.globals),
             })
         });
         if let Some(helpers) = helpers {
@@ -161,6 +165,7 @@ fn internal_error(message: impl Into<String>) -> GuestError {
         column: None,
         stack: Vec::new(),
         exit_code: None,
+        globals: Vec::new(),
     }
 }
 
@@ -200,6 +205,7 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
         let mut run = Run {
             ctx: ctx.clone(),
             filename,
+            source,
             helpers,
             ballast: &mut ballast,
         };
@@ -220,11 +226,15 @@ struct Helpers<'js> {
     timer_wait: Function<'js>,
     /// `timerFire()`: run the earliest timer's callback.
     timer_fire: Function<'js>,
+    /// `globals(source)`: the artifact's top-level variables.
+    globals: Function<'js>,
 }
 
 struct Run<'a, 'js> {
     ctx: Ctx<'js>,
     filename: &'a str,
+    /// The artifact's source (read again only when reporting an error).
+    source: &'a str,
     helpers: Option<Helpers<'js>>,
     ballast: &'a mut Option<Vec<u8>>,
 }
@@ -372,11 +382,14 @@ impl<'a, 'js> Run<'a, 'js> {
             let inspect: Function = helpers.get("inspect")?;
             let kernel: Object = stdlib.call((native, inspect))?;
             init.call::<_, ()>((kernel,))?;
+            let globals: Function = helpers.get("globals")?;
+            globals.call::<_, ()>((Value::new_null(ctx.clone()),))?;
             Ok(Helpers {
                 inspect: helpers.get("inspect")?,
                 describe: helpers.get("describe")?,
                 timer_wait: helpers.get("timerWait")?,
                 timer_fire: helpers.get("timerFire")?,
+                globals,
             })
         };
         match setup() {
@@ -567,6 +580,7 @@ impl<'a, 'js> Run<'a, 'js> {
                 column,
                 stack: frames,
                 exit_code: Some(code),
+                globals: Vec::new(),
             };
         }
 
@@ -590,6 +604,11 @@ impl<'a, 'js> Run<'a, 'js> {
                 column = Some(c);
             }
         }
+        let globals = if kind == ErrorKind::Runtime {
+            self.globals()
+        } else {
+            Vec::new()
+        };
         GuestError {
             kind,
             class,
@@ -598,7 +617,42 @@ impl<'a, 'js> Run<'a, 'js> {
             column,
             stack: frames,
             exit_code: None,
+            globals,
         }
+    }
+
+    /// The artifact's top-level variables, best effort: nothing when the
+    /// snapshot itself fails (an exception is never left pending).
+    fn globals(&mut self) -> Vec<Variable> {
+        let Some(h) = self.helpers.as_ref() else {
+            return Vec::new();
+        };
+        let list: Array = match h.globals.call((self.source,)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = self.ctx.catch();
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for i in 0..list.len() {
+            let Ok(item) = list.get::<Array>(i) else {
+                continue;
+            };
+            let get = |j: usize| -> Option<String> {
+                let v: Value = item.get(j).ok()?;
+                js_string(&self.ctx, &v)
+            };
+            if let (Some(name), Some(type_name), Some(preview)) = (get(0), get(1), get(2)) {
+                out.push(Variable {
+                    name,
+                    type_name,
+                    preview,
+                });
+            }
+        }
+        let _ = self.ctx.catch();
+        out
     }
 
     /// `[class, message, stack]` from the prelude's `describe`; on failure,
@@ -698,6 +752,7 @@ fn fallback_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, kind: ErrorKind) -> Gue
         column: None,
         stack: Vec::new(),
         exit_code: None,
+        globals: Vec::new(),
     }
 }
 

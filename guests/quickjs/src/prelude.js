@@ -927,5 +927,56 @@
     return [typeName(e), StrToWellFormed(safeString(e)), ''];
   }
 
-  return { inspect, describe, timerWait, timerFire };
+  // The artifact's top-level variables, for the error report: global
+  // properties that were not there before the artifact ran (var, function,
+  // implicit globals) plus the top-level let/const/class names declared at
+  // the start of a source line, read with an indirect eval (which sees the
+  // global lexical scope). Functions and classes are left out. Runs only
+  // when an error is being reported. Returns [[name, type, preview], ...].
+  // Called with `null` once the stdlib and init script have run, so that
+  // what they defined (`kernel`) counts as built in.
+  let builtinGlobals = new Set(ownNames(globalThis));
+  const IndirectEval = eval;
+  const RegExpExec = uncurry(RegExp.prototype.exec);
+  const SetHas = uncurry(Set.prototype.has);
+  const SetAdd = uncurry(Set.prototype.add);
+  function snapshotGlobals(source) {
+    if (source === null) {
+      builtinGlobals = new Set(ownNames(globalThis));
+      return [];
+    }
+    const out = [];
+    const names = new Set();
+    const own = ownNames(globalThis);
+    for (let i = 0; i < own.length; i++) {
+      if (!SetHas(builtinGlobals, own[i])) SetAdd(names, own[i]);
+    }
+    if (typeof source === 'string') {
+      const decl = /^(?:let|const|var|class)\s+([A-Za-z_$][\w$]*)/gm;
+      let m;
+      while ((m = RegExpExec(decl, source)) !== null && names.size < 200) SetAdd(names, m[1]);
+    }
+    for (const name of names) {
+      if (out.length >= 50) break;
+      let value;
+      try {
+        value = IndirectEval(name);
+      } catch (e) {
+        continue; // not initialised yet (temporal dead zone) or not a binding
+      }
+      const t = typeof value;
+      if (t === 'function') continue;
+      let preview;
+      try {
+        preview = inspect(value, { depth: 1 });
+      } catch (e) {
+        preview = '[uninspectable]';
+      }
+      if (preview.length > 200) preview = StrSlice(preview, 0, 197) + '...';
+      ArrPush(out, [StrToWellFormed(name), t === 'object' ? typeName(value) : t, StrToWellFormed(preview)]);
+    }
+    return out;
+  }
+
+  return { inspect, describe, timerWait, timerFire, globals: snapshotGlobals };
 })

@@ -10,14 +10,17 @@
 //! Bounds, all from [`VizLimits`]: the canvas side (`max_canvas_side`),
 //! drawing operations (`max_ops`; state setters are not counted since they
 //! store nothing), path points summed over all paths (`max_points`) and text
-//! bytes summed over all `text` calls (`max_text_bytes`). A rejected call
-//! records nothing.
+//! bytes summed over all `text` calls (`max_text_bytes`), at most 4096
+//! characters per `text` call, and the estimated rasterization work of all
+//! operations (`max_draw_cost`, see `render::DrawCost`: long strokes and
+//! large fills cost most, off-canvas parts nothing). A rejected call records
+//! nothing.
 //!
 //! [`Canvas::render`] can be called any number of times; operations recorded
 //! after a render draw on top of the earlier ones in the next render.
 
 use super::color::{Color, parse_color};
-use super::render;
+use super::render::{self, CHAR_COST, DrawCost, SHAPE_COST};
 use super::svg::{PathData, Style, SvgWriter};
 use super::types::{Rendered, VizError, VizLimits};
 
@@ -36,6 +39,10 @@ pub enum Paint {
 const MAX_LINE_WIDTH: f64 = 1000.0;
 /// Largest accepted text size, in pixels.
 const MAX_TEXT_SIZE: f64 = 500.0;
+/// Most characters in one `text` call: the text layout engine slows down
+/// more than linearly on very long runs (8,000 characters take ~70 ms,
+/// 1,000,000 take minutes), and no line that long fits on a canvas anyway.
+const MAX_TEXT_CHARS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
@@ -86,6 +93,7 @@ pub struct Canvas {
     ops: Vec<Op>,
     points: usize,
     text_bytes: usize,
+    cost: DrawCost,
 }
 
 fn arg_err(msg: String) -> VizError {
@@ -138,6 +146,7 @@ impl Canvas {
             ops: Vec::new(),
             points: 0,
             text_bytes: 0,
+            cost: DrawCost::new(limits.max_draw_cost, width, height),
         })
     }
 
@@ -183,37 +192,69 @@ impl Canvas {
 
     /// A rectangle with its top-left corner at (x, y).
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, paint: Paint) -> Result<(), VizError> {
-        let op = Op::Rect {
-            x: finite("x", x)?,
-            y: finite("y", y)?,
-            w: size("width", w)?,
-            h: size("height", h)?,
-            style: self.style(paint),
-        };
-        self.push(op)
+        let (x, y) = (finite("x", x)?, finite("y", y)?);
+        let (w, h) = (size("width", w)?, size("height", h)?);
+        let style = self.style(paint);
+        let pad = self.pad(&style);
+        let mut cost = SHAPE_COST;
+        if style.fill.is_some() {
+            cost += self.cost.fill(x - pad, y - pad, x + w + pad, y + h + pad);
+        }
+        if style.stroke.is_some() {
+            let (x1, y1) = (x + w, y + h);
+            let edges = [
+                ((x, y), (x1, y)),
+                ((x1, y), (x1, y1)),
+                ((x1, y1), (x, y1)),
+                ((x, y1), (x, y)),
+            ];
+            let len: f64 = edges
+                .iter()
+                .map(|(p, q)| self.cost.clipped_length(*p, *q, pad))
+                .sum();
+            cost += self.cost.stroke(len, self.line_width);
+        }
+        self.push(Op::Rect { x, y, w, h, style }, cost, "rect")
     }
 
     /// A straight line, stroked with the stroke colour and line width.
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64) -> Result<(), VizError> {
+        let (x1, y1) = (finite("x1", x1)?, finite("y1", y1)?);
+        let (x2, y2) = (finite("x2", x2)?, finite("y2", y2)?);
+        let style = self.style(Paint::Stroke);
+        let len = self
+            .cost
+            .clipped_length((x1, y1), (x2, y2), self.pad(&style));
+        let cost = SHAPE_COST + self.cost.stroke(len, self.line_width);
         let op = Op::Line {
-            x1: finite("x1", x1)?,
-            y1: finite("y1", y1)?,
-            x2: finite("x2", x2)?,
-            y2: finite("y2", y2)?,
-            style: self.style(Paint::Stroke),
+            x1,
+            y1,
+            x2,
+            y2,
+            style,
         };
-        self.push(op)
+        self.push(op, cost, "line")
     }
 
     /// A circle centred on (cx, cy) with radius `r >= 0`.
     pub fn circle(&mut self, cx: f64, cy: f64, r: f64, paint: Paint) -> Result<(), VizError> {
-        let op = Op::Circle {
-            cx: finite("cx", cx)?,
-            cy: finite("cy", cy)?,
-            r: size("radius", r)?,
-            style: self.style(paint),
-        };
-        self.push(op)
+        let (cx, cy, r) = (finite("cx", cx)?, finite("cy", cy)?, size("radius", r)?);
+        let style = self.style(paint);
+        let pad = self.pad(&style);
+        let mut cost = SHAPE_COST;
+        if style.fill.is_some() {
+            cost += self
+                .cost
+                .fill(cx - r - pad, cy - r - pad, cx + r + pad, cy + r + pad);
+        }
+        if style.stroke.is_some() {
+            // A convex arc inside the (padded) canvas is no longer than the
+            // canvas's perimeter.
+            let (w, h) = (f64::from(self.width), f64::from(self.height));
+            let len = (std::f64::consts::TAU * r).min(2.0 * (w + h) + 8.0 * pad);
+            cost += self.cost.stroke(len, self.line_width);
+        }
+        self.push(Op::Circle { cx, cy, r, style }, cost, "circle")
     }
 
     /// A polyline through `points` (at least 2), closed into a polygon if
@@ -240,24 +281,43 @@ impl Canvas {
             )));
         }
         self.check_op_room()?;
+        let style = self.style(paint);
+        let pad = self.pad(&style);
         let mut d = PathData::new();
+        let mut length = 0.0;
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        let mut prev: Option<(f64, f64)> = None;
         for (i, (x, y)) in points.iter().enumerate() {
             let x = finite(&format!("points[{i}].x"), *x)?;
             let y = finite(&format!("points[{i}].y"), *y)?;
-            if i == 0 {
-                d.move_to(x, y);
-            } else {
-                d.line_to(x, y);
+            match prev {
+                None => d.move_to(x, y),
+                Some(p) => {
+                    d.line_to(x, y);
+                    length += self.cost.clipped_length(p, (x, y), pad);
+                }
             }
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            prev = Some((x, y));
         }
         if closed {
             d.close();
+            if let (Some(first), Some(last)) = (points.first(), prev) {
+                length += self.cost.clipped_length(last, *first, pad);
+            }
+        }
+        let mut cost = SHAPE_COST;
+        if style.fill.is_some() {
+            cost += self.cost.fill(x0 - pad, y0 - pad, x1 + pad, y1 + pad);
+        }
+        if style.stroke.is_some() {
+            cost += self.cost.stroke(length, self.line_width);
         }
         let op = Op::Path {
             d: d.as_str().to_string(),
-            style: self.style(paint),
+            style,
         };
-        self.push(op)?;
+        self.push(op, cost, "path")?;
         self.points = total;
         Ok(())
     }
@@ -274,6 +334,13 @@ impl Canvas {
                  {MAX_TEXT_SIZE} pixels"
             )));
         }
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(VizError::TooLarge(format!(
+                "this text has {chars} characters: one text call draws at most {MAX_TEXT_CHARS} \
+                 (split longer text over several calls, one per line)"
+            )));
+        }
         let total = self.text_bytes.saturating_add(text.len());
         if total > self.max_text_bytes {
             return Err(VizError::TooLarge(format!(
@@ -284,13 +351,15 @@ impl Canvas {
             )));
         }
         self.check_op_room()?;
-        self.push(Op::Text {
+        let cost = SHAPE_COST + CHAR_COST * chars as f64;
+        let op = Op::Text {
             x,
             y,
             text: text.to_string(),
             size: s,
             color: self.fill,
-        })?;
+        };
+        self.push(op, cost, "text")?;
         self.text_bytes = total;
         Ok(())
     }
@@ -387,8 +456,30 @@ impl Canvas {
         Ok(())
     }
 
-    fn push(&mut self, op: Op) -> Result<(), VizError> {
+    /// Half the stroke width when `style` strokes: how far it reaches out.
+    fn pad(&self, style: &Style) -> f64 {
+        if style.stroke.is_some() {
+            self.line_width / 2.0
+        } else {
+            0.0
+        }
+    }
+
+    /// Record `op`, whose estimated drawing work is `cost`, if both the
+    /// operation count and the work budget allow.
+    fn push(&mut self, op: Op, cost: f64, what: &str) -> Result<(), VizError> {
         self.check_op_room()?;
+        if self.cost.exceeds(cost) {
+            let full = (self.cost.max() / (f64::from(self.width) * f64::from(self.height))).floor();
+            return Err(VizError::TooLarge(format!(
+                "this {what} would bring the canvas's estimated drawing work to {:.3e} units: at \
+                 most {:.3e} are allowed (about {full} fills of the whole canvas). Long strokes, \
+                 large fills and many shapes cost most: draw fewer, smaller or thinner shapes",
+                self.cost.used() + cost,
+                self.cost.max()
+            )));
+        }
+        self.cost.add(cost);
         self.ops.push(op);
         Ok(())
     }
@@ -409,6 +500,7 @@ mod tests {
             max_text_bytes: 50,
             max_scene_items: 100,
             max_json_bytes: 1000,
+            max_draw_cost: 300_000_000,
         }
     }
 
@@ -625,6 +717,48 @@ mod tests {
         let m = too_large_msg(c.path(&pts, false, Paint::Stroke));
         assert!(m.contains("at most 100 in all"), "{m}");
         c.path(&pts[..40], false, Paint::Stroke).unwrap();
+    }
+
+    #[test]
+    fn drawing_work_is_bounded() {
+        let small = VizLimits {
+            max_draw_cost: 50_000,
+            max_ops: 1000,
+            ..limits()
+        };
+        let mut c = Canvas::new(2000, 2000, &small).unwrap();
+        // A 2000 px stroke costs 40 units per pixel: too much.
+        let m = too_large_msg(c.line(0.0, 500.0, 2000.0, 500.0));
+        assert!(
+            m.contains("estimated drawing work") && m.contains("at most 5.000e4"),
+            "{m}"
+        );
+        // Off-canvas geometry costs only its per-shape overhead.
+        for _ in 0..10 {
+            c.line(-1e9, -1e9, -1e6, 5e8).unwrap();
+            c.rect(5000.0, 0.0, 1e9, 1e9, Paint::Fill).unwrap();
+        }
+        // A full-canvas fill is a million pixels.
+        too_large_msg(c.rect(0.0, 0.0, 1000.0, 1000.0, Paint::Fill));
+        c.rect(0.0, 0.0, 100.0, 100.0, Paint::Fill).unwrap();
+        let m = too_large_msg(c.text(0.0, 10.0, &"x".repeat(40), 10.0));
+        assert!(m.contains("this text would bring"), "{m}");
+        assert_eq!(c.op_count(), 21);
+    }
+
+    #[test]
+    fn long_text_calls_are_refused() {
+        let roomy = VizLimits {
+            max_text_bytes: 100_000,
+            ..limits()
+        };
+        let mut c = Canvas::new(100, 100, &roomy).unwrap();
+        let m = too_large_msg(c.text(0.0, 10.0, &"é".repeat(4097), 10.0));
+        assert!(
+            m.contains("4097 characters: one text call draws at most 4096"),
+            "{m}"
+        );
+        c.text(0.0, 10.0, &"é".repeat(4096), 10.0).unwrap();
     }
 
     #[test]

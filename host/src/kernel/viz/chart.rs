@@ -47,9 +47,19 @@
 //! `data-count`); ticks, legend and labels are `<text>` elements with
 //! `class` attributes inside `<g class="x-ticks">`, `"y-ticks"`, `"legend"`.
 //! Guest text is always escaped by the SVG writer.
+//!
+//! # Cost
+//!
+//! A line series whose x never decreases is reduced to its lowest and
+//! highest point per pixel column (plus its ends) before drawing: the same
+//! picture at this resolution, so 200,000 noisy samples render in well
+//! under a second and the SVG stays small. The marks' estimated
+//! rasterization work (see `render::DrawCost`) must stay within
+//! `max_draw_cost`; otherwise the chart is refused as `TooLarge` with a hint
+//! (typically: an unsorted line with very many points, or a huge scatter).
 
 use super::color::Color;
-use super::render::{self, fit_text, text_width};
+use super::render::{self, DrawCost, SHAPE_COST, fit_text, text_width};
 use super::svg::{PathData, Style, SvgWriter, num};
 use super::types::{
     JVal, ParseError, Rendered, VizError, VizLimits, duplicate_key, parse_json, quote_for_message,
@@ -157,7 +167,7 @@ pub fn plot(data_json: &str, options_json: &str, limits: &VizLimits) -> Result<R
     })?;
     let shape = parse_shape(&data, limits.max_points)?;
     let chart = build_chart(shape, &opts, limits)?;
-    let (svg, summary) = draw(&chart, &opts)?;
+    let (svg, summary) = draw(&chart, &opts, limits.max_draw_cost)?;
     render::finish(svg, opts.width, opts.height, summary)
 }
 
@@ -1380,7 +1390,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn draw(chart: &Chart, opts: &Options) -> Result<(String, String), VizError> {
+fn draw(chart: &Chart, opts: &Options, max_cost: u64) -> Result<(String, String), VizError> {
+    let mut cost = DrawCost::new(max_cost, opts.width, opts.height);
     let decor = Decor {
         opts,
         width: f64::from(opts.width),
@@ -1393,13 +1404,13 @@ fn draw(chart: &Chart, opts: &Options) -> Result<(String, String), VizError> {
             series,
             index_x,
             legend,
-        } => draw_xy(&mut w, &decor, *kind, series, *index_x, *legend)?,
-        Chart::Bar { bars } => draw_bars(&mut w, &decor, bars)?,
+        } => draw_xy(&mut w, &decor, &mut cost, *kind, series, *index_x, *legend)?,
+        Chart::Bar { bars } => draw_bars(&mut w, &decor, &mut cost, bars)?,
         Chart::Hist {
             series,
             bins,
             legend,
-        } => draw_hist(&mut w, &decor, series, *bins, *legend)?,
+        } => draw_hist(&mut w, &decor, &mut cost, series, *bins, *legend)?,
     };
     Ok((w.finish(), summary))
 }
@@ -1434,9 +1445,106 @@ fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// Refuse a chart whose marks would take too long to rasterize.
+fn check_cost(cost: &DrawCost, hint: &str) -> Result<(), VizError> {
+    if cost.used() <= cost.max() {
+        return Ok(());
+    }
+    Err(VizError::TooLarge(format!(
+        "the chart would take too long to draw (estimated {:.3e} units of drawing work, at most \
+         {:.3e}): {hint}",
+        cost.used(),
+        cost.max()
+    )))
+}
+
+/// The path of one line series in pixel coordinates: one subpath per run
+/// between gaps. When x never decreases, each run is reduced to at most
+/// two points per pixel column (see [`decimate`]), which draws the same
+/// picture at this resolution while keeping the SVG small and rendering
+/// fast. Returns the path data, its length in pixels and the
+/// points without a neighbour (drawn as dots).
+fn line_path(pts: &[Option<(f64, f64)>]) -> (PathData, f64, Vec<(f64, f64)>) {
+    let mut monotonic = true;
+    let mut prev_x = f64::NEG_INFINITY;
+    for (x, _) in pts.iter().flatten() {
+        if *x < prev_x {
+            monotonic = false;
+            break;
+        }
+        prev_x = *x;
+    }
+    let mut d = PathData::new();
+    let mut length = 0.0;
+    let mut isolated = Vec::new();
+    for run in pts.split(Option::is_none) {
+        let run: Vec<(f64, f64)> = run.iter().flatten().copied().collect();
+        if let [p] = run.as_slice() {
+            isolated.push(*p);
+        }
+        let kept = if monotonic { decimate(&run) } else { run };
+        let mut last: Option<(f64, f64)> = None;
+        for &(x, y) in &kept {
+            match last {
+                None => d.move_to(x, y),
+                Some((lx, ly)) if (lx - x).abs() < 0.05 && (ly - y).abs() < 0.05 => continue,
+                Some((lx, ly)) => {
+                    d.line_to(x, y);
+                    length += (x - lx).hypot(y - ly);
+                }
+            }
+            last = Some((x, y));
+        }
+    }
+    (d, length, isolated)
+}
+
+/// Reduce an x-sorted run to its first and last points plus, per pixel
+/// column, its lowest and highest points in their original order. Drawn as
+/// a line, that covers the same pixels as the full run (each column's
+/// vertical extent, joined to its neighbours) with at most two vertices per
+/// column, so long noisy series stay cheap to draw.
+fn decimate(run: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if run.len() <= 4 {
+        return run.to_vec();
+    }
+    let mut out = Vec::new();
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return out;
+    };
+    out.push(*first);
+    let mut i = 0;
+    while let Some(&(x0, y0)) = run.get(i) {
+        let col = x0.floor();
+        let (mut lo, mut hi) = ((i, x0, y0), (i, x0, y0));
+        let mut j = i;
+        while let Some(&(x, y)) = run.get(j) {
+            if x.floor() != col {
+                break;
+            }
+            if y < lo.2 {
+                lo = (j, x, y);
+            }
+            if y > hi.2 {
+                hi = (j, x, y);
+            }
+            j += 1;
+        }
+        let (a, b) = if lo.0 <= hi.0 { (lo, hi) } else { (hi, lo) };
+        out.push((a.1, a.2));
+        if b.0 != a.0 {
+            out.push((b.1, b.2));
+        }
+        i = j.max(i + 1);
+    }
+    out.push(*last);
+    out
+}
+
 fn draw_xy(
     w: &mut SvgWriter,
     decor: &Decor<'_>,
+    cost: &mut DrawCost,
     kind: ChartKind,
     series: &[Series],
     index_x: bool,
@@ -1527,28 +1635,9 @@ fn draw_xy(
         }
         match kind {
             ChartKind::Line => {
-                let mut d = PathData::new();
-                let mut last: Option<(f64, f64)> = None;
-                let mut isolated = Vec::new();
-                for (j, p) in pts.iter().enumerate() {
-                    match p {
-                        Some((x, y)) => {
-                            match last {
-                                None => d.move_to(*x, *y),
-                                Some((lx, ly))
-                                    if (lx - x).abs() < 0.05 && (ly - y).abs() < 0.05 => {}
-                                Some(_) => d.line_to(*x, *y),
-                            }
-                            let before = j > 0 && pts.get(j - 1).is_some_and(|q| q.is_some());
-                            let after = pts.get(j + 1).is_some_and(|q| q.is_some());
-                            if !before && !after {
-                                isolated.push((*x, *y));
-                            }
-                            last = Some((*x, *y));
-                        }
-                        None => last = None,
-                    }
-                }
+                let (d, length, isolated) = line_path(&pts);
+                cost.add(SHAPE_COST + cost.stroke(length, stroke_w));
+                cost.add(isolated.len() as f64 * (SHAPE_COST + 30.0));
                 w.tag("path")
                     .attr("class", "series-line")
                     .attr("d", d.as_str())
@@ -1567,6 +1656,9 @@ fn draw_xy(
                 }
             }
             _ => {
+                let marks = pts.iter().flatten().count() as f64;
+                let area = std::f64::consts::PI * radius * radius;
+                cost.add(marks * (SHAPE_COST + area));
                 for (x, y) in pts.iter().flatten() {
                     w.tag("circle")
                         .num("cx", *x)
@@ -1578,6 +1670,15 @@ fn draw_xy(
         }
         w.end();
     }
+    check_cost(
+        cost,
+        if kind == ChartKind::Line {
+            "plot fewer points, sort each series by x (lines that jump back and forth across \
+             the chart are costly to draw), or use kind \"scatter\""
+        } else {
+            "plot fewer points"
+        },
+    )?;
     let swatch = if kind == ChartKind::Line {
         Swatch::Line
     } else {
@@ -1651,6 +1752,7 @@ fn bar_label_height(l: &BarLabels, labels: &[String]) -> f64 {
 fn draw_bars(
     w: &mut SvgWriter,
     decor: &Decor<'_>,
+    cost: &mut DrawCost,
     bars: &[(String, f64)],
 ) -> Result<String, VizError> {
     let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
@@ -1703,6 +1805,7 @@ fn draw_bars(
     for (i, (label, v)) in bars.iter().enumerate() {
         let x = f.left + band * (i as f64 + 0.1);
         let yv = y_axis.map(*v, f.bottom, f.top);
+        cost.add(SHAPE_COST + band * 0.8 * (yv - y0).abs());
         w.tag("rect")
             .attr("class", "bar")
             .attr("data-label", label)
@@ -1714,6 +1817,7 @@ fn draw_bars(
             .close();
     }
     w.end();
+    check_cost(cost, "plot fewer bars")?;
     w.tag("g").attr("class", "x-ticks").open();
     for (i, label) in labels.iter().enumerate() {
         if i % bl.every != 0 {
@@ -1777,6 +1881,7 @@ fn bin_counts(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<usize> {
 fn draw_hist(
     w: &mut SvgWriter,
     decor: &Decor<'_>,
+    cost: &mut DrawCost,
     series: &[(String, Vec<f64>)],
     bins: usize,
     legend_default: bool,
@@ -1837,6 +1942,7 @@ fn draw_hist(
                 f.right,
             );
             let yc = y_axis.map(*c as f64, f.bottom, f.top);
+            cost.add(SHAPE_COST + (x1 - x0).max(0.0) * (y0 - yc).max(0.0));
             w.tag("rect")
                 .attr("class", "bar")
                 .attr("data-count", &c.to_string())
@@ -1853,6 +1959,7 @@ fn draw_hist(
         }
         w.end();
     }
+    check_cost(cost, "use fewer series or fewer bins")?;
     draw_frame_lines(w, &y_axis, &f);
     draw_legend(w, &legend, Swatch::Block, f.right + 16.0, &f, lw);
     decor.draw(w, &f);
@@ -1885,6 +1992,7 @@ mod tests {
             max_text_bytes: 10_000,
             max_scene_items: 10_000,
             max_json_bytes: 1 << 20,
+            max_draw_cost: 300_000_000,
         }
     }
 
@@ -2227,6 +2335,101 @@ mod tests {
         assert_eq!(r.summary, "line chart \"10k\": 1 series, 10000 points");
         assert!(r.svg.len() < 200_000, "{}", r.svg.len());
         assert!(Pixmap::decode_png(&r.png).is_ok());
+    }
+
+    #[test]
+    fn decimation_keeps_extremes() {
+        // 1000 points over 10 pixel columns, with one spike.
+        let run: Vec<(f64, f64)> = (0..1000)
+            .map(|i| {
+                let y = if i == 437 { -50.0 } else { f64::from(i % 7) };
+                (f64::from(i) / 100.0, y)
+            })
+            .collect();
+        let kept = decimate(&run);
+        assert!(kept.len() <= 2 * 10 + 2, "{}", kept.len());
+        assert_eq!(kept.first(), run.first());
+        assert_eq!(kept.last(), run.last());
+        assert!(kept.contains(&(4.37, -50.0)), "the spike survives");
+        assert!(kept.iter().any(|p| p.1 == 6.0), "column maxima survive");
+        // Unsorted runs are drawn as they are.
+        let zigzag: Vec<Option<(f64, f64)>> = (0..100)
+            .map(|i| Some((f64::from((i * 37) % 100), f64::from(i))))
+            .collect();
+        let (d, _, isolated) = line_path(&zigzag);
+        assert_eq!(d.as_str().matches('L').count(), 99);
+        assert!(isolated.is_empty());
+        // Gaps split runs; a lone point is reported.
+        let (d, len, isolated) =
+            line_path(&[Some((0.0, 0.0)), Some((3.0, 4.0)), None, Some((9.0, 9.0))]);
+        assert_eq!(d.as_str(), "M0 0L3 4M9 9");
+        assert_eq!(len, 5.0);
+        assert_eq!(isolated, [(9.0, 9.0)]);
+    }
+
+    #[test]
+    fn dense_series_are_decimated() {
+        let ys: Vec<f64> = (0..20_000)
+            .map(|i| {
+                if i == 12_345 {
+                    100.0
+                } else {
+                    f64::from(i % 13)
+                }
+            })
+            .collect();
+        let r = ok(&serde_json::to_string(&ys).unwrap(), "");
+        let d = &attrs(&r.svg, "path", "series-line", "d")[0];
+        let vertices = d.matches(['M', 'L']).count();
+        assert!(vertices < 2 * 640, "{vertices} vertices");
+        assert!(texts(&r.svg, "y-ticks").contains(&"100".to_string()));
+        assert_eq!(r.summary, "line chart: 1 series, 20000 points");
+    }
+
+    #[test]
+    fn drawing_work_is_bounded() {
+        let tight = VizLimits {
+            max_draw_cost: 2_000_000,
+            ..limits()
+        };
+        // 1000 points in x order draw cheaply; the same points in a
+        // back-and-forth order do not.
+        let sorted: Vec<[f64; 2]> = (0..1000)
+            .map(|i| [f64::from(i), (f64::from(i) / 50.0).sin() * 100.0])
+            .collect();
+        let zigzag: Vec<[f64; 2]> = (0..1000)
+            .map(|i| [f64::from((i * 37) % 1000), f64::from(i % 2) * 100.0])
+            .collect();
+        let line = r#"{"kind": "line"}"#;
+        assert!(plot(&serde_json::to_string(&sorted).unwrap(), line, &tight).is_ok());
+        match plot(&serde_json::to_string(&zigzag).unwrap(), line, &tight) {
+            Err(VizError::TooLarge(m)) => {
+                assert!(
+                    m.contains("too long to draw") && m.contains("sort each series by x"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Many scatter marks.
+        let tiny = VizLimits {
+            max_draw_cost: 100_000,
+            ..limits()
+        };
+        let e = plot(&serde_json::to_string(&sorted).unwrap(), "", &tiny).unwrap_err();
+        assert!(
+            matches!(&e, VizError::TooLarge(m) if m.contains("plot fewer points")),
+            "{e:?}"
+        );
+        let many: String = (0..100)
+            .map(|i| format!("\"s{i}\": [1, 2]"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = plot(&format!("{{{many}}}"), r#"{"kind": "histogram"}"#, &tiny).unwrap_err();
+        assert!(
+            matches!(&e, VizError::TooLarge(m) if m.contains("fewer series")),
+            "{e:?}"
+        );
     }
 
     fn assert_data_err(data: &str, needle: &str) {

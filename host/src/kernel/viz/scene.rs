@@ -585,6 +585,7 @@ mod tests {
             max_text_bytes: 100,
             max_scene_items: 20,
             max_json_bytes: 4000,
+            max_draw_cost: 1000,
         }
     }
 

@@ -37,6 +37,13 @@ pub struct VizLimits {
     pub max_scene_items: usize,
     /// Largest `data`, `options` or scene JSON document, in bytes.
     pub max_json_bytes: usize,
+    /// Most estimated rasterization work for one picture (a chart, or a
+    /// canvas's operations), in pixel units: filled area + 40 × stroke
+    /// length + stroke area + 1500 per shape + 2000 per text character
+    /// (see `render::DrawCost`). About 3e8 units take one second to render
+    /// on a 2-core machine; this bounds how long one `plot` or `show` can
+    /// hold the host.
+    pub max_draw_cost: u64,
 }
 
 /// The WIT `error-code` of a [`VizError`].
