@@ -40,8 +40,16 @@ pub struct Reply {
 
 #[derive(Debug, Clone)]
 enum ReplyKind {
-    Text { text: String, input: u64, output: u64 },
-    Status { code: u16, headers: Vec<(String, String)>, body: String },
+    Text {
+        text: String,
+        input: u64,
+        output: u64,
+    },
+    Status {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
 }
 
 impl Reply {

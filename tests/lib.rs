@@ -4,6 +4,8 @@
 //! missing, the failure says so. All tests share one precompiled-component
 //! cache under `target/test-cache`, so the Python component is compiled once.
 
+pub mod fake_llm;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -17,6 +17,7 @@
 //! - [`outputs`]: the pictures and documents a run produces (MIME bundles).
 //! - [`kernel`]: the kernel APIs, one module per WIT interface.
 //! - [`outcome`]: the typed result of a run.
+//! - [`supervisor`]: error reports and the LLM repair loop.
 //! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
 
 pub mod apiref;
@@ -34,6 +35,7 @@ pub mod outputs;
 pub mod paths;
 pub mod preinit;
 pub mod state;
+pub mod supervisor;
 
 pub use engine::{RunRequest, Runtime, RuntimeConfig};
 pub use error::HostError;

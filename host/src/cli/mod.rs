@@ -4,6 +4,7 @@
 //! limit or trap), 2 for usage and host errors (bad flag, missing file,
 //! unknown language, missing component).
 
+mod fix;
 mod run;
 
 use std::process::ExitCode;
@@ -42,6 +43,11 @@ pub enum Command {
         #[arg(long)]
         unmetered: bool,
     },
+    /// Inspect execution traces written by `llmos run --fix --trace FILE`.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
     /// Print the kernel API reference for a language (from its stdlib's docs).
     Api {
         /// Language name or alias (javascript, python, ...).
@@ -53,6 +59,17 @@ pub enum Command {
     /// List the guest languages this kernel knows.
     Languages {
         /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Render a trace: every version, its diff, outcome and LLM exchange.
+    Show {
+        file: std::path::PathBuf,
+        /// Print the trace's JSON as is.
         #[arg(long)]
         json: bool,
     },
@@ -73,6 +90,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args, cli.verbose),
         Command::Languages { json } => languages(json),
         Command::Api { language, json } => api(&language, json),
+        Command::Trace {
+            command: TraceCommand::Show { file, json },
+        } => fix::show(&file, json),
         Command::Check { json, unmetered } => check(json, !unmetered),
     };
     match result {

@@ -45,6 +45,34 @@ pub struct RunArgs {
     /// Print one JSON object on stdout instead of human output.
     #[arg(long)]
     pub json: bool,
+    /// When the artifact fails, ask an LLM for a fix and retry (see
+    /// LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL).
+    #[arg(long)]
+    pub fix: bool,
+    /// Repairs to try after the first run.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// LLM model name.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// LLM API base URL, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// Fuel across every attempt (default 4 × the per-run fuel).
+    #[arg(long, value_name = "N")]
+    pub budget_fuel: Option<u64>,
+    /// Wall-clock time across every attempt and LLM call, e.g. 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub budget_time: Option<String>,
+    /// Write the fixed code here when a repair succeeds.
+    #[arg(long, value_name = "PATH")]
+    pub write_fixed: Option<PathBuf>,
+    /// Write the execution trace (every attempt, prompt, answer, diff) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -124,7 +152,12 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
             what: "cannot start the async runtime",
             source,
         })?;
-    let mut outcome = rt.block_on(runtime.run(&req))?;
+    let (mut outcome, supervised) = if args.fix || args.trace.is_some() {
+        let s = super::fix::supervise(&args, &runtime, &req, &rt)?;
+        (s.outcome.clone(), Some(s))
+    } else {
+        (rt.block_on(runtime.run(&req))?, None)
+    };
     if !outcome.outputs.is_empty() {
         // Our own default directory is cleaned of earlier runs' outputs; a
         // directory the user named is only added to.
@@ -139,10 +172,17 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
         })?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("file".into(), args.file.display().to_string().into());
+            if let Some(s) = &supervised {
+                obj.insert("supervisor".into(), super::fix::summary_json(s, &args));
+            }
         }
         println!("{v}");
     } else {
-        print_human(&outcome, &req);
+        let mut shown = req.clone();
+        if let Some(s) = &supervised {
+            shown.source = s.code.clone();
+        }
+        print_human(&outcome, &shown);
     }
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS

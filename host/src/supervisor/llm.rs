@@ -439,9 +439,7 @@ impl LlmConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     /// No provider was configured.
-    #[error(
-        "no LLM is configured: set {ENV_PROVIDER} to openai or anthropic (or pass --provider)"
-    )]
+    #[error("no LLM is configured: set {ENV_PROVIDER} to openai or anthropic (or pass --provider)")]
     NotConfigured,
 
     /// The configuration is invalid.
@@ -478,8 +476,8 @@ pub enum LlmError {
 
     /// The server does not know the model.
     #[error(
-        "{status} from {provider} at {url}: model {model:?} not found: {message}; \
-         set {ENV_MODEL} (or --model) to a model the server offers"
+        "{status} from {provider} at {url}: {message}; the server does not know model \
+         {model:?}: set {ENV_MODEL} (or --model) to a model it offers"
     )]
     ModelNotFound {
         /// The provider.
@@ -495,7 +493,7 @@ pub enum LlmError {
     },
 
     /// Still rate-limited (429) after every retry.
-    #[error("rate limited by {provider} (429) after {attempts} attempts: {message}")]
+    #[error("rate limited by {provider} (429) after {}: {message}", plural(*.attempts))]
     RateLimited {
         /// The provider.
         provider: ProviderKind,
@@ -506,7 +504,7 @@ pub enum LlmError {
     },
 
     /// A server error (5xx, 529...) that persisted through every retry.
-    #[error("{status} from {provider} after {attempts} attempts: {message}")]
+    #[error("{status} from {provider} after {}: {message}", plural(*.attempts))]
     Server {
         /// The provider.
         provider: ProviderKind,
@@ -520,8 +518,9 @@ pub enum LlmError {
 
     /// No complete reply within the timeout, on every attempt.
     #[error(
-        "no reply from {url} within {}s ({attempts} attempts); raise {ENV_TIMEOUT} if the model is slow",
-        .after.as_secs_f64()
+        "no reply from {url} within {}s ({}); raise {ENV_TIMEOUT} if the model is slow",
+        .after.as_secs_f64(),
+        plural(*.attempts)
     )]
     Timeout {
         /// The URL requested.
@@ -605,9 +604,10 @@ impl HttpProvider {
                     reqwest::header::AUTHORIZATION,
                     format!("Bearer {}", key.expose()),
                 ),
-                ProviderKind::Anthropic => {
-                    (HeaderName::from_static("x-api-key"), key.expose().to_string())
-                }
+                ProviderKind::Anthropic => (
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_string(),
+                ),
             };
             let mut value = HeaderValue::from_str(&value).map_err(|_| bad_key())?;
             value.set_sensitive(true);
@@ -1050,7 +1050,8 @@ fn error_chain(err: &reqwest::Error) -> String {
     let mut current: Option<&dyn std::error::Error> = Some(err);
     while let Some(e) = current {
         let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        // hyper-util's "client error (Connect)" adds nothing to its source.
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         current = e.source();
@@ -1062,10 +1063,23 @@ fn error_chain(err: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
+/// "1 attempt", "3 attempts".
+fn plural(attempts: u32) -> String {
+    match attempts {
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    }
+}
+
 /// The wait a response asks for: `retry-after-ms`, or `Retry-After` in
 /// seconds or as an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
@@ -1077,7 +1091,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
     }
     let at = parse_http_date(value)?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -1129,7 +1146,10 @@ mod tests {
     fn http_date() {
         let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(t, UNIX_EPOCH.checked_add(Duration::from_secs(784_111_777)));
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UNIX_EPOCH));
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UNIX_EPOCH)
+        );
         assert_eq!(parse_http_date("yesterday"), None);
     }
 
@@ -1145,11 +1165,19 @@ mod tests {
     #[test]
     fn error_messages() {
         assert_eq!(error_message(r#"{"error":{"message":"nope"}}"#), "nope");
-        assert_eq!(error_message(r#"{"error":"model x not found"}"#), "model x not found");
+        assert_eq!(
+            error_message(r#"{"error":"model x not found"}"#),
+            "model x not found"
+        );
         assert_eq!(error_message(""), "(empty body)");
         assert_eq!(error_message("<html>"), "<html>");
-        let anthropic = r#"{"type":"error","error":{"type":"not_found_error","message":"model: foo"}}"#;
-        assert!(mentions_missing_model(anthropic, &error_message(anthropic), 404));
+        let anthropic =
+            r#"{"type":"error","error":{"type":"not_found_error","message":"model: foo"}}"#;
+        assert!(mentions_missing_model(
+            anthropic,
+            &error_message(anthropic),
+            404
+        ));
         assert!(!mentions_missing_model("", "404 page not found", 404));
     }
 
@@ -1161,7 +1189,10 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 

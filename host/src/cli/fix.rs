@@ -1,0 +1,220 @@
+//! `llmos run --fix`: the supervised run with a live display, and
+//! `llmos trace show`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use super::run::RunArgs;
+use crate::engine::{RunRequest, Runtime};
+use crate::error::HostError;
+use crate::limits;
+use crate::supervisor::llm::{self, LlmConfig, LlmOverrides};
+use crate::supervisor::trace::{Trace, TraceResult};
+use crate::supervisor::{Event, Supervised, Supervisor, SupervisorConfig};
+
+/// Run `req` under the supervisor (repairing it if `--fix` and a provider is
+/// configured), showing each step on stderr, and write `--write-fixed` and
+/// `--trace` files.
+pub fn supervise(
+    args: &RunArgs,
+    runtime: &Runtime,
+    req: &RunRequest,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Supervised, HostError> {
+    let overrides = LlmOverrides {
+        provider: args.provider.clone(),
+        url: args.llm_url.clone(),
+        model: args.model.clone(),
+    };
+    let provider = if args.fix {
+        match LlmConfig::from_env(&overrides).map_err(|e| HostError::Usage(e.to_string()))? {
+            Some(config) => {
+                Some(llm::provider(config).map_err(|e| HostError::Usage(e.to_string()))?)
+            }
+            None => {
+                eprintln!(
+                    "llmos: --fix needs an LLM provider; running the artifact once without repair.\n{}",
+                    llm::HOW_TO_CONFIGURE
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut config = SupervisorConfig {
+        max_attempts: args.max_attempts,
+        ..SupervisorConfig::default()
+    };
+    config.budget_fuel = match (args.budget_fuel, req.limits.fuel) {
+        (Some(b), _) => Some(b),
+        (None, Some(f)) => Some(f.saturating_mul(u64::from(args.max_attempts) + 1)),
+        (None, None) => None,
+    };
+    if let Some(t) = &args.budget_time {
+        config.budget_time = limits::parse_duration(t)?;
+    }
+    let supervisor = Supervisor::new(runtime, provider.as_deref(), config)?;
+    let live = !args.json;
+    let display = Display::new(live, provider.as_ref().map(|p| p.model().to_string()));
+    let supervised = rt.block_on(supervisor.run(req, &|e| display.event(e)))?;
+
+    if let (TraceResult::Fixed { .. }, Some(path)) = (&supervised.trace.result, &args.write_fixed) {
+        std::fs::write(path, &supervised.code).map_err(|e| HostError::io(path, e))?;
+        if live {
+            eprintln!("llmos: wrote the fixed code to {}", path.display());
+        }
+    }
+    if let Some(path) = &args.trace {
+        let json =
+            serde_json::to_string_pretty(&supervised.trace).map_err(|e| HostError::System {
+                what: "cannot serialise the trace",
+                source: std::io::Error::other(e),
+            })?;
+        std::fs::write(path, json).map_err(|e| HostError::io(path, e))?;
+        if live {
+            eprintln!("llmos: wrote the execution trace to {}", path.display());
+        }
+    }
+    Ok(supervised)
+}
+
+/// The `supervisor` member of `llmos run --fix --json`.
+pub fn summary_json(s: &Supervised, args: &RunArgs) -> serde_json::Value {
+    let repairs = s.trace.attempts.len().saturating_sub(1);
+    serde_json::json!({
+        "result": s.trace.result,
+        "repairs": repairs,
+        "provider": s.trace.provider,
+        "model": s.trace.model,
+        "tokens": s.trace.tokens,
+        "duration_ms": s.trace.duration_ms,
+        "code": matches!(s.trace.result, TraceResult::Fixed { .. }).then(|| s.code.clone()),
+        "trace": args.trace.as_ref().map(|p| p.display().to_string()),
+        "write_fixed": args.write_fixed.as_ref().map(|p| p.display().to_string()),
+    })
+}
+
+/// The live display of a supervised run on stderr.
+struct Display {
+    live: bool,
+    tty: bool,
+    model: Option<String>,
+    spinner: Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl Display {
+    fn new(live: bool, model: Option<String>) -> Self {
+        Display {
+            live,
+            tty: std::io::stderr().is_terminal(),
+            model,
+            spinner: Mutex::new(None),
+        }
+    }
+
+    fn stop_spinner(&self) {
+        if let Some(bar) = self
+            .spinner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn event(&self, e: Event<'_>) {
+        if !self.live {
+            return;
+        }
+        self.stop_spinner();
+        match e {
+            Event::Ran {
+                attempt,
+                outcome,
+                report,
+            } => {
+                let who = if attempt == 0 {
+                    "the artifact".to_string()
+                } else {
+                    format!("repair {attempt}")
+                };
+                match report {
+                    None => eprintln!("✓ {who} ran ok ({:.1} ms)", outcome.duration_ms),
+                    Some(r) => {
+                        let at = r.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                        eprintln!("✗ {who}: {}: {}{at}", r.class, first_line(&r.message));
+                        if let Some(x) = &r.explanation {
+                            eprintln!("  {x}");
+                        }
+                    }
+                }
+            }
+            Event::Asking { attempt } => {
+                let msg = format!(
+                    "asking {} for a fix (repair {attempt})",
+                    self.model.as_deref().unwrap_or("the LLM")
+                );
+                if self.tty {
+                    let bar = indicatif::ProgressBar::new_spinner().with_message(msg);
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    *self.spinner.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+                } else {
+                    eprintln!("… {msg}");
+                }
+            }
+            Event::Rejected { attempt, reason } => {
+                eprintln!("✗ repair {attempt} not run: {reason}");
+            }
+            Event::LlmFailed { attempt, error } => {
+                eprintln!("✗ repair {attempt}: the LLM call failed: {error}");
+            }
+            Event::Diff { diff, .. } => {
+                for line in diff.lines() {
+                    if self.tty {
+                        let colour = match line.chars().next() {
+                            Some('+') if !line.starts_with("+++") => "\x1b[32m",
+                            Some('-') if !line.starts_with("---") => "\x1b[31m",
+                            Some('@') => "\x1b[36m",
+                            _ => "",
+                        };
+                        if colour.is_empty() {
+                            eprintln!("  {line}");
+                        } else {
+                            eprintln!("  {colour}{line}\x1b[0m");
+                        }
+                    } else {
+                        eprintln!("  {line}");
+                    }
+                }
+            }
+            Event::Finished { result } => match result {
+                TraceResult::Ok => {}
+                TraceResult::Fixed { attempts } => {
+                    eprintln!("✓ fixed after {attempts} repair(s)")
+                }
+                TraceResult::Failed { reason } => eprintln!("✗ not fixed: {reason}"),
+            },
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// `llmos trace show FILE`.
+pub fn show(path: &Path, json: bool) -> Result<ExitCode, HostError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HostError::io(path, e))?;
+    let trace: Trace = serde_json::from_str(&text)
+        .map_err(|e| HostError::Usage(format!("{} is not an llmos trace: {e}", path.display())))?;
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", trace.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

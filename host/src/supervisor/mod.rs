@@ -1,0 +1,411 @@
+//! The execution supervisor: run an artifact, and when it fails, ask an LLM
+//! for a corrected version and run that, within a budget, keeping every
+//! version and showing each step.
+//!
+//! - [`report`]: the error report of a failed run (what the LLM sees).
+//! - [`prompt`]: prompts rendered from templates on the system volume.
+//! - [`llm`]: the [`FixProvider`](llm::FixProvider) trait and its OpenAI and
+//!   Anthropic clients.
+//! - [`extract`]: the corrected code out of an answer, or why not.
+//! - [`trace`]: the JSON execution trace.
+//!
+//! The loop stops at the first version that runs ok, after `max_attempts`
+//! repairs, when the fuel or wall-clock budget across all attempts is spent,
+//! when the same error comes back on the same line twice in a row (no
+//! progress), or when the LLM cannot be reached.
+
+pub mod extract;
+pub mod llm;
+pub mod prompt;
+pub mod report;
+pub mod trace;
+
+use std::time::{Duration, Instant};
+
+use similar::TextDiff;
+
+use crate::engine::{RunRequest, Runtime};
+use crate::error::HostError;
+use crate::outcome::Outcome;
+use llm::{ChatRequest, FixProvider, Message, Role, Usage};
+use prompt::{AttemptVars, Prompts};
+use report::ErrorReport;
+use trace::{Attempt, Exchange, Trace, TraceResult};
+
+/// How hard the supervisor tries.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Repairs after the first run (default 3).
+    pub max_attempts: u32,
+    /// Fuel across every run of every version (`None`: no total, each run
+    /// keeps its own limit).
+    pub budget_fuel: Option<u64>,
+    /// Wall-clock time across runs and LLM calls.
+    pub budget_time: Duration,
+    /// `max_tokens` of each LLM answer.
+    pub max_tokens: u32,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            max_attempts: 3,
+            budget_fuel: Some(crate::limits::DEFAULT_FUEL * 4),
+            budget_time: Duration::from_secs(300),
+            max_tokens: 4096,
+        }
+    }
+}
+
+/// What happens, as it happens (for a live display).
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Version `attempt` ran.
+    Ran {
+        attempt: u32,
+        outcome: &'a Outcome,
+        report: Option<&'a ErrorReport>,
+    },
+    /// Asking the LLM for repair `attempt`.
+    Asking { attempt: u32 },
+    /// The answer for repair `attempt` was rejected without running.
+    Rejected { attempt: u32, reason: String },
+    /// The LLM call for repair `attempt` failed.
+    LlmFailed { attempt: u32, error: String },
+    /// Repair `attempt` changes the previous version like this.
+    Diff { attempt: u32, diff: &'a str },
+    /// The loop ended.
+    Finished { result: &'a TraceResult },
+}
+
+/// The result of a supervised run.
+#[derive(Debug, Clone)]
+pub struct Supervised {
+    pub trace: Trace,
+    /// The last version that ran (the fixed code when the result is `Fixed`).
+    pub code: String,
+    /// The outcome of that version.
+    pub outcome: Outcome,
+}
+
+/// Runs artifacts and repairs them.
+pub struct Supervisor<'a> {
+    runtime: &'a Runtime,
+    provider: Option<&'a dyn FixProvider>,
+    prompts: Prompts,
+    config: SupervisorConfig,
+}
+
+/// The Markdown fence tag for a language.
+fn fence(language: &str) -> &str {
+    match language {
+        "javascript" => "js",
+        other => other,
+    }
+}
+
+/// A unified diff from `old` to `new`.
+pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+    TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(old_name, new_name)
+        .to_string()
+}
+
+impl<'a> Supervisor<'a> {
+    /// A supervisor with prompts from the runtime's system volume; without a
+    /// provider it only runs the artifact once.
+    pub fn new(
+        runtime: &'a Runtime,
+        provider: Option<&'a dyn FixProvider>,
+        config: SupervisorConfig,
+    ) -> Result<Self, HostError> {
+        let prompts = Prompts::load(&runtime.config().system_volume)?;
+        Ok(Supervisor {
+            runtime,
+            provider,
+            prompts,
+            config,
+        })
+    }
+
+    /// Run `req` and repair it until it runs ok or the loop must stop.
+    /// `Err` only for host problems (unknown language, missing component).
+    pub async fn run(
+        &self,
+        req: &RunRequest,
+        on_event: &(dyn Fn(Event<'_>) + Send + Sync),
+    ) -> Result<Supervised, HostError> {
+        let start = Instant::now();
+        let manifest = self.runtime.languages().by_name(&req.language)?.clone();
+        let api = crate::apiref::reference(&manifest, &self.runtime.config().system_volume)
+            .map(|e| crate::apiref::markdown(&manifest.name, &e))
+            .unwrap_or_default();
+        let mut trace = Trace {
+            version: trace::TRACE_VERSION,
+            artifact: req.filename.clone(),
+            language: manifest.name.clone(),
+            provider: self.provider.map(|p| p.provider().to_string()),
+            model: self.provider.map(|p| p.model().to_string()),
+            max_attempts: self.config.max_attempts,
+            budget_fuel: self.config.budget_fuel,
+            budget_ms: self.config.budget_time.as_millis() as u64,
+            attempts: Vec::new(),
+            result: TraceResult::Ok,
+            tokens: Usage::default(),
+            duration_ms: 0.0,
+        };
+        let mut fuel_used: u64 = 0;
+
+        // Version 0: the artifact as given (its fuel also counts against the budget).
+        let mut first = req.clone();
+        if let (Some(limit), Some(budget)) = (first.limits.fuel, self.config.budget_fuel) {
+            first.limits.fuel = Some(limit.min(budget.max(1)));
+        }
+        let (outcome, run_ms) = self.run_version(&first, &req.source, 0).await?;
+        fuel_used = fuel_used.saturating_add(outcome.fuel_consumed.unwrap_or(0));
+        let report = ErrorReport::new(&outcome, &req.source);
+        on_event(Event::Ran {
+            attempt: 0,
+            outcome: &outcome,
+            report: report.as_ref(),
+        });
+        trace.attempts.push(Attempt {
+            number: 0,
+            llm: None,
+            code: Some(req.source.clone()),
+            diff: None,
+            outcome: Some(outcome.clone()),
+            report: report.clone(),
+            run_ms,
+        });
+        let mut current = req.source.clone();
+        let mut current_outcome = outcome;
+        let mut current_report = report;
+        let mut failed: Vec<String> = vec![req.source.clone()];
+        let mut history: Vec<String> = Vec::new();
+        let mut same_error_runs = 0u32;
+
+        let result = 'repair: {
+            let Some(mut report) = current_report.clone() else {
+                break 'repair TraceResult::Ok;
+            };
+            let Some(provider) = self.provider else {
+                break 'repair TraceResult::Failed {
+                    reason: "no LLM provider is configured".into(),
+                };
+            };
+            for attempt in 1..=self.config.max_attempts {
+                if start.elapsed() >= self.config.budget_time {
+                    break 'repair TraceResult::Failed {
+                        reason: format!(
+                            "the time budget ({} s) is spent",
+                            self.config.budget_time.as_secs()
+                        ),
+                    };
+                }
+                let remaining_fuel = self.config.budget_fuel.map(|b| b.saturating_sub(fuel_used));
+                if remaining_fuel == Some(0) {
+                    break 'repair TraceResult::Failed {
+                        reason: format!(
+                            "the fuel budget ({} units across attempts) is spent",
+                            self.config.budget_fuel.unwrap_or(0)
+                        ),
+                    };
+                }
+
+                // Ask.
+                let system_prompt = self.prompts.system(&manifest.name, fence(&manifest.name));
+                let prompt = self.prompts.attempt(&AttemptVars {
+                    language: &manifest.name,
+                    fence: fence(&manifest.name),
+                    filename: &req.filename,
+                    attempt,
+                    max_attempts: self.config.max_attempts,
+                    code: &current,
+                    report: &report.render(),
+                    history: &history,
+                    api: &api,
+                });
+                on_event(Event::Asking { attempt });
+                let chat = ChatRequest {
+                    system: system_prompt.clone(),
+                    messages: vec![Message {
+                        role: Role::User,
+                        content: prompt.clone(),
+                    }],
+                    max_tokens: self.config.max_tokens,
+                    temperature: Some(0.2),
+                };
+                let asked = Instant::now();
+                let remaining_time = self.config.budget_time.saturating_sub(start.elapsed());
+                let answer = match tokio::time::timeout(remaining_time, provider.complete(&chat))
+                    .await
+                {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("the time budget ran out while waiting for the LLM".to_string()),
+                };
+                let mut exchange = Exchange {
+                    system_prompt,
+                    prompt,
+                    response: None,
+                    rejection: None,
+                    error: None,
+                    usage: Usage::default(),
+                    http_attempts: 0,
+                    duration_ms: asked.elapsed().as_secs_f64() * 1e3,
+                };
+                let response = match answer {
+                    Ok(r) => r,
+                    Err(error) => {
+                        on_event(Event::LlmFailed {
+                            attempt,
+                            error: error.clone(),
+                        });
+                        exchange.error = Some(error.clone());
+                        trace.attempts.push(Attempt {
+                            number: attempt,
+                            llm: Some(exchange),
+                            code: None,
+                            diff: None,
+                            outcome: None,
+                            report: None,
+                            run_ms: 0.0,
+                        });
+                        break 'repair TraceResult::Failed {
+                            reason: format!("the LLM call failed: {error}"),
+                        };
+                    }
+                };
+                exchange.usage = response.usage;
+                exchange.http_attempts = response.http_attempts;
+                trace.tokens.input_tokens += response.usage.input_tokens;
+                trace.tokens.output_tokens += response.usage.output_tokens;
+                exchange.response = Some(response.text.clone());
+
+                // Extract.
+                let code = match extract::extract(&response.text, &manifest.name, &current, &failed)
+                {
+                    Ok(c) => c,
+                    Err(rejection) => {
+                        let reason = rejection.to_string();
+                        on_event(Event::Rejected {
+                            attempt,
+                            reason: reason.clone(),
+                        });
+                        history.push(format!(
+                            "- attempt {attempt}: the answer was rejected ({reason})."
+                        ));
+                        exchange.rejection = Some(reason);
+                        trace.attempts.push(Attempt {
+                            number: attempt,
+                            llm: Some(exchange),
+                            code: None,
+                            diff: None,
+                            outcome: None,
+                            report: None,
+                            run_ms: 0.0,
+                        });
+                        continue;
+                    }
+                };
+                let diff = unified_diff(
+                    &current,
+                    &code,
+                    &format!("version {}", attempt - 1),
+                    &format!("version {attempt}"),
+                );
+                on_event(Event::Diff {
+                    attempt,
+                    diff: &diff,
+                });
+
+                // Run it, within what is left of the fuel budget.
+                let mut next = req.clone();
+                next.source = code.clone();
+                if let (Some(limit), Some(left)) = (next.limits.fuel, remaining_fuel) {
+                    next.limits.fuel = Some(limit.min(left));
+                }
+                let (outcome, run_ms) = self.run_version(&next, &code, attempt).await?;
+                fuel_used = fuel_used.saturating_add(outcome.fuel_consumed.unwrap_or(0));
+                let new_report = ErrorReport::new(&outcome, &code);
+                on_event(Event::Ran {
+                    attempt,
+                    outcome: &outcome,
+                    report: new_report.as_ref(),
+                });
+                trace.attempts.push(Attempt {
+                    number: attempt,
+                    llm: Some(exchange),
+                    code: Some(code.clone()),
+                    diff: Some(diff),
+                    outcome: Some(outcome.clone()),
+                    report: new_report.clone(),
+                    run_ms,
+                });
+                let previous_key = (report.class.clone(), report.line);
+                current = code.clone();
+                current_outcome = outcome;
+                current_report = new_report;
+                let Some(r) = current_report.clone() else {
+                    break 'repair TraceResult::Fixed { attempts: attempt };
+                };
+                history.push(format!(
+                    "- attempt {attempt} failed: {}: {}{}\n```{}\n{}```",
+                    r.class,
+                    r.message,
+                    r.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+                    fence(&manifest.name),
+                    code
+                ));
+                failed.push(code);
+                if (r.class.clone(), r.line) == previous_key {
+                    same_error_runs += 1;
+                    if same_error_runs >= 2 {
+                        break 'repair TraceResult::Failed {
+                            reason: format!(
+                                "no progress: {} on line {} came back twice in a row",
+                                r.class,
+                                r.line.map_or("?".to_string(), |l| l.to_string())
+                            ),
+                        };
+                    }
+                } else {
+                    same_error_runs = 0;
+                }
+                report = r;
+            }
+            TraceResult::Failed {
+                reason: format!(
+                    "{} repair attempts did not fix it",
+                    self.config.max_attempts
+                ),
+            }
+        };
+        trace.result = result;
+        trace.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        on_event(Event::Finished {
+            result: &trace.result,
+        });
+        Ok(Supervised {
+            trace,
+            code: current,
+            outcome: current_outcome,
+        })
+    }
+
+    async fn run_version(
+        &self,
+        req: &RunRequest,
+        code: &str,
+        attempt: u32,
+    ) -> Result<(Outcome, f64), HostError> {
+        let mut r = req.clone();
+        r.source = code.to_string();
+        let t = Instant::now();
+        let outcome = self.runtime.run(&r).await?;
+        tracing::info!(attempt, status = %outcome.status, "supervised run");
+        Ok((outcome, t.elapsed().as_secs_f64() * 1e3))
+    }
+}

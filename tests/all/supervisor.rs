@@ -1,0 +1,315 @@
+//! The repair loop against a real HTTP server on 127.0.0.1 (the fake LLM)
+//! speaking both APIs: fixes, rejections, retries, failures and budgets.
+
+use std::time::Duration;
+
+use llmos::supervisor::llm::{self, LlmConfig, ProviderKind, Secret};
+use llmos::supervisor::trace::TraceResult;
+use llmos::supervisor::{Supervised, Supervisor, SupervisorConfig};
+use llmos::{RunRequest, Status};
+use llmos_tests::fake_llm::{FakeLlm, Reply};
+use llmos_tests::{block_on, runtime};
+
+const BROKEN_JS: &str = "const total = [1, 2, 3].reduce((a, b) => a + b, 0);\nconsole.log(totl);\n";
+const FIXED_JS: &str = "const total = [1, 2, 3].reduce((a, b) => a + b, 0);\nconsole.log(total);\n";
+const KEY: &str = "sk-test-SECRET-4242";
+
+fn fenced(tag: &str, code: &str) -> String {
+    format!(
+        "Here is the corrected program:\n\n```{tag}\n{code}```\n\nThe variable name was misspelt."
+    )
+}
+
+fn config(kind: ProviderKind, fake: &FakeLlm) -> LlmConfig {
+    let mut c = LlmConfig::new(kind, &fake.url(), "test-model");
+    c.api_key = Some(Secret::new(KEY));
+    c.timeout = Duration::from_secs(5);
+    c.max_retries = 2;
+    c
+}
+
+fn supervise_with(
+    kind: ProviderKind,
+    fake: &FakeLlm,
+    lang: &str,
+    source: &str,
+    adjust: impl FnOnce(&mut LlmConfig, &mut SupervisorConfig),
+) -> Supervised {
+    let mut llm_config = config(kind, fake);
+    let mut sup_config = SupervisorConfig::default();
+    adjust(&mut llm_config, &mut sup_config);
+    let provider = llm::provider(llm_config).expect("provider");
+    let sup = Supervisor::new(runtime(), Some(provider.as_ref()), sup_config).expect("supervisor");
+    let mut req = RunRequest::new(lang, source);
+    req.filename = if lang == "python" {
+        "app.py".into()
+    } else {
+        "app.js".into()
+    };
+    block_on(sup.run(&req, &|_| {})).expect("supervised run")
+}
+
+fn supervise(kind: ProviderKind, fake: &FakeLlm, lang: &str, source: &str) -> Supervised {
+    supervise_with(kind, fake, lang, source, |_, _| {})
+}
+
+fn prompt_of(fake: &FakeLlm, i: usize) -> String {
+    let r = &fake.requests()[i];
+    let body = &r.body;
+    // OpenAI: messages[1] (after the system message); Anthropic: messages[0].
+    let msgs = body["messages"].as_array().expect("messages");
+    msgs.iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn fixed_on_the_first_try_with_a_diff_and_a_precise_prompt() {
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", FIXED_JS))]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    assert_eq!(s.outcome.status, Status::Ok);
+    assert_eq!(s.outcome.stdout, "6\n");
+    assert_eq!(s.code, FIXED_JS);
+    let diff = s.trace.attempts[1].diff.clone().expect("diff");
+    assert!(
+        diff.contains("-console.log(totl);") && diff.contains("+console.log(total);"),
+        "{diff}"
+    );
+    let prompt = prompt_of(&fake, 0);
+    assert!(prompt.contains("ReferenceError"), "{prompt}");
+    assert!(prompt.contains("line 2"), "{prompt}");
+    assert!(
+        prompt.contains("> 2 | console.log(totl);"),
+        "excerpt with marker: {prompt}"
+    );
+    assert!(
+        prompt.contains("total: number = 6"),
+        "top-level variables: {prompt}"
+    );
+    assert!(
+        prompt.contains("kernel.storage.get"),
+        "API reference: {prompt}"
+    );
+    let req = &fake.requests()[0];
+    assert_eq!(req.path, "/v1/chat/completions");
+    assert_eq!(req.body["model"], "test-model");
+    assert_eq!(s.trace.tokens.input_tokens, 100);
+}
+
+#[test]
+fn fixed_on_the_third_try_over_the_anthropic_api_with_history() {
+    let broken_py = "values = [3, 1, 2]\nprint(sorted(valus))\n";
+    let fake = FakeLlm::start(vec![
+        Reply::text(fenced(
+            "python",
+            "values = [3, 1, 2]\nprint(sorted(value))\n",
+        )),
+        Reply::text(fenced(
+            "python",
+            "values = [3, 1, 2]\nprint(sorted(values)[5])\n",
+        )),
+        Reply::text(fenced(
+            "python",
+            "values = [3, 1, 2]\nprint(sorted(values))\n",
+        )),
+    ]);
+    let s = supervise(ProviderKind::Anthropic, &fake, "python", broken_py);
+    assert_eq!(
+        s.trace.result,
+        TraceResult::Fixed { attempts: 3 },
+        "{}",
+        s.trace.render()
+    );
+    assert_eq!(s.outcome.stdout, "[1, 2, 3]\n");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[0].path, "/v1/messages");
+    assert_eq!(reqs[0].header("x-api-key"), Some(KEY));
+    let third = prompt_of(&fake, 2);
+    assert!(third.contains("Earlier attempts"), "{third}");
+    assert!(
+        third.contains("sorted(value))"),
+        "history shows attempt 1's code: {third}"
+    );
+    assert!(third.contains("IndexError"), "the current error: {third}");
+    assert!(third.contains("attempt 3 of 3"), "{third}");
+}
+
+#[test]
+fn repeated_missing_and_wrong_language_answers_are_rejected_without_running() {
+    let fake = FakeLlm::start(vec![
+        Reply::text(fenced("js", BROKEN_JS)),
+        Reply::text("I think the problem is the variable name."),
+        Reply::text(fenced("python", "print(6)\n")),
+    ]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    let rejections: Vec<Option<String>> = s.trace.attempts[1..]
+        .iter()
+        .map(|a| a.llm.as_ref().and_then(|x| x.rejection.clone()))
+        .collect();
+    assert_eq!(rejections.len(), 3);
+    assert!(
+        rejections[0]
+            .as_deref()
+            .is_some_and(|r| r.contains("unchanged")),
+        "{rejections:?}"
+    );
+    assert!(
+        rejections[1]
+            .as_deref()
+            .is_some_and(|r| r.contains("no fenced code block"))
+    );
+    assert!(
+        rejections[2]
+            .as_deref()
+            .is_some_and(|r| r.contains("another language"))
+    );
+    assert!(
+        s.trace.attempts[1..].iter().all(|a| a.outcome.is_none()),
+        "nothing ran"
+    );
+    assert!(matches!(s.trace.result, TraceResult::Failed { .. }));
+}
+
+#[test]
+fn a_server_error_then_success_and_a_429_with_retry_after() {
+    let fake = FakeLlm::start(vec![
+        Reply::status(500, r#"{"error":{"message":"overloaded"}}"#),
+        Reply::text(fenced("js", FIXED_JS)),
+    ]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    assert_eq!(
+        s.trace.attempts[1].llm.as_ref().map(|x| x.http_attempts),
+        Some(2)
+    );
+
+    let fake = FakeLlm::start(vec![
+        Reply::status_with_header(
+            429,
+            "retry-after",
+            "1",
+            r#"{"error":{"message":"slow down"}}"#,
+        ),
+        Reply::text(fenced("js", FIXED_JS)),
+    ]);
+    let t = std::time::Instant::now();
+    let s = supervise(ProviderKind::Anthropic, &fake, "javascript", BROKEN_JS);
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+}
+
+#[test]
+fn a_hanging_server_a_401_and_malformed_json_end_the_loop_with_the_reason() {
+    let fake = FakeLlm::start(vec![Reply::hang(Duration::from_secs(30))]);
+    let s = supervise_with(
+        ProviderKind::OpenAi,
+        &fake,
+        "javascript",
+        BROKEN_JS,
+        |c, _| {
+            c.timeout = Duration::from_secs(1);
+            c.max_retries = 0;
+        },
+    );
+    let TraceResult::Failed { reason } = &s.trace.result else {
+        panic!("{:?}", s.trace.result)
+    };
+    assert!(
+        reason.contains("LLM call failed") && reason.to_lowercase().contains("time"),
+        "{reason}"
+    );
+
+    let fake = FakeLlm::start(vec![Reply::status(
+        401,
+        r#"{"error":{"message":"Incorrect API key"}}"#,
+    )]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    let TraceResult::Failed { reason } = &s.trace.result else {
+        panic!()
+    };
+    assert!(
+        reason.contains("401") && reason.contains("OPENAI_API_KEY"),
+        "{reason}"
+    );
+    assert_eq!(fake.requests().len(), 1, "401 is not retried");
+
+    let fake = FakeLlm::start(vec![Reply::raw("{not json")]);
+    let s = supervise(ProviderKind::Anthropic, &fake, "javascript", BROKEN_JS);
+    assert!(
+        matches!(&s.trace.result, TraceResult::Failed { reason } if reason.contains("LLM call failed"))
+    );
+}
+
+#[test]
+fn the_fuel_budget_stops_a_loop_of_runaway_fixes() {
+    let spin = |n: u32| format!("let i = {n};\nwhile (true) {{ i++; }}\n");
+    let fake = FakeLlm::start(
+        (1..=5)
+            .map(|n| Reply::text(fenced("js", &spin(n))))
+            .collect(),
+    );
+    let s = supervise_with(
+        ProviderKind::OpenAi,
+        &fake,
+        "javascript",
+        &spin(0),
+        |_, c| {
+            c.max_attempts = 5;
+            c.budget_fuel = Some(1_500_000_000);
+        },
+    );
+    let TraceResult::Failed { reason } = &s.trace.result else {
+        panic!()
+    };
+    assert!(reason.contains("fuel budget"), "{reason}");
+    let total: u64 = s
+        .trace
+        .attempts
+        .iter()
+        .filter_map(|a| a.outcome.as_ref()?.fuel_consumed)
+        .sum();
+    assert!(total <= 1_500_000_000 + 10_000_000, "spent {total}");
+    assert!(s.trace.attempts.len() < 6, "stopped before max attempts");
+    assert!(
+        s.trace.attempts[0]
+            .report
+            .as_ref()
+            .and_then(|r| r.explanation.clone())
+            .is_some_and(|e| e.contains("loop"))
+    );
+}
+
+#[test]
+fn the_same_error_on_the_same_line_twice_in_a_row_stops_early() {
+    let fake = FakeLlm::start(vec![
+        Reply::text(fenced("js", "const total = 6;\nconsole.log(totall);\n")),
+        Reply::text(fenced("js", "const total = 6;\nconsole.log(totalll);\n")),
+        Reply::text(fenced("js", FIXED_JS)),
+    ]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    let TraceResult::Failed { reason } = &s.trace.result else {
+        panic!("{:?}", s.trace.result)
+    };
+    assert!(reason.contains("no progress"), "{reason}");
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[test]
+fn secrets_never_appear_in_the_trace() {
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", FIXED_JS))]);
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    assert_eq!(
+        fake.requests()[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let json = serde_json::to_string(&s.trace).expect("json");
+    assert!(!json.contains(KEY));
+    assert!(!format!("{:?}", s.trace).contains(KEY));
+}
