@@ -28,7 +28,7 @@ WIT_FILES     := $(wildcard wit/*.wit)
 QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null) $(wildcard volumes/system/kernel/*.js)
 PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
 
-.PHONY: build guests prereqs test run bench clean fmt
+.PHONY: build guests prereqs test run bench eval-fix clean fmt
 
 # ---------------------------------------------------------------- prerequisites
 prereqs: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv
@@ -90,6 +90,11 @@ test: build
 
 bench: build
 	cargo bench --locked -p llmos-tests --bench kernel
+
+# The repair loop on tests/fixtures/buggy with the configured LLM provider
+# (LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL, OPENAI_API_KEY/ANTHROPIC_API_KEY).
+eval-fix: build
+	cargo run --release --locked -p llmos-tests --bin eval-fix
 
 fmt:
 	cargo fmt --all

@@ -313,3 +313,93 @@ fn secrets_never_appear_in_the_trace() {
     assert!(!json.contains(KEY));
     assert!(!format!("{:?}", s.trace).contains(KEY));
 }
+
+fn llmos_cli(fake: Option<&FakeLlm>) -> std::process::Command {
+    let cfg = llmos_tests::test_config();
+    let mut c = std::process::Command::new(llmos_tests::llmos_bin());
+    c.env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", &cfg.data_dir)
+        .env_remove("LLMOS_LLM_PROVIDER")
+        .env_remove("LLMOS_LLM_URL")
+        .env_remove("LLMOS_LLM_MODEL")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY");
+    if let Some(f) = fake {
+        c.env("LLMOS_LLM_PROVIDER", "openai")
+            .env("LLMOS_LLM_URL", f.url())
+            .env("LLMOS_LLM_MODEL", "test-model")
+            .env("OPENAI_API_KEY", KEY);
+    }
+    c
+}
+
+#[test]
+fn cli_fix_writes_the_fixed_code_and_a_trace_that_trace_show_renders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let art = dir.path().join("app.js");
+    std::fs::write(&art, BROKEN_JS).expect("write");
+    let fixed = dir.path().join("fixed.js");
+    let trace = dir.path().join("trace.json");
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", FIXED_JS))]);
+    let out = llmos_cli(Some(&fake))
+        .args(["run", &art.display().to_string(), "--fix", "--write-fixed"])
+        .arg(&fixed)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .expect("spawn");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "6\n");
+    assert!(err.contains("✗ the artifact: ReferenceError"), "{err}");
+    assert!(
+        err.contains("+console.log(total);"),
+        "the diff is shown: {err}"
+    );
+    assert!(err.contains("✓ fixed after 1 repair(s)"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&fixed).expect("fixed file"),
+        FIXED_JS
+    );
+    let text = std::fs::read_to_string(&trace).expect("trace file");
+    assert!(!text.contains(KEY), "no secret in the trace");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("trace json");
+    assert_eq!(v["result"]["status"], "fixed");
+    assert_eq!(v["attempts"].as_array().map(Vec::len), Some(2));
+    for field in ["code", "diff", "outcome", "report", "llm"] {
+        assert!(
+            v["attempts"][1].get(field).is_some(),
+            "attempt field {field}"
+        );
+    }
+    let show = llmos_cli(None)
+        .args(["trace", "show"])
+        .arg(&trace)
+        .output()
+        .expect("spawn");
+    assert_eq!(show.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains("fixed after 1 repair(s)") && text.contains("+console.log(total);"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cli_fix_without_a_provider_explains_and_runs_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let art = dir.path().join("app.js");
+    std::fs::write(&art, BROKEN_JS).expect("write");
+    let out = llmos_cli(None)
+        .args(["run", &art.display().to_string(), "--fix", "--json"])
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LLMOS_LLM_PROVIDER"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["supervisor"]["repairs"], 0);
+}

@@ -55,7 +55,7 @@ const QUOTE_CHARS: usize = 300;
 pub const HOW_TO_CONFIGURE: &str = "\
 --fix needs an LLM. Configure one with environment variables (or the matching flags):
   LLMOS_LLM_PROVIDER  openai | anthropic   (--provider; `openai` means any OpenAI-compatible server)
-  LLMOS_LLM_URL       API base URL          (--url; default https://api.openai.com/v1 or https://api.anthropic.com/v1)
+  LLMOS_LLM_URL       API base URL          (--llm-url; default https://api.openai.com/v1 or https://api.anthropic.com/v1)
   LLMOS_LLM_MODEL     model name            (--model; required unless the URL is the official API)
   OPENAI_API_KEY / ANTHROPIC_API_KEY       the API key, by provider (local servers need none)
   LLMOS_LLM_TIMEOUT   seconds per request   (default 120)
