@@ -28,6 +28,8 @@ WIT_FILES     := $(wildcard wit/*.wit)
 QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null) $(wildcard volumes/system/kernel/*.js)
 PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
 
+SYSTEM_FILES  := $(shell find volumes/system -type f ! -name MANIFEST.sha256 ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null)
+
 .PHONY: build guests prereqs test run bench eval-fix clean fmt
 
 # ---------------------------------------------------------------- prerequisites
@@ -71,12 +73,20 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 # CPython via componentize-py; only modules imported at build time exist at run time.
 $(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv
 	@mkdir -p $(COMPONENTS)
-	cd guests/python && env -u VIRTUAL_ENV -i PATH="$$PATH" HOME=/nonexistent \
+	cd guests/python && env -u VIRTUAL_ENV -i PATH="$$PATH" HOME=/nonexistent PYTHONDONTWRITEBYTECODE=1 \
 	  $(VENV)/bin/componentize-py -d $(ROOT)/wit -w language componentize \
 	  -p . -p $(ROOT)/volumes/system/kernel/python -p $(ROOT)/volumes/system/kernel guest -o $@.tmp && mv $@.tmp $@
 
+# --------------------------------------------------------------- system volume
+# SHA-256 of every file of the system volume; boot refuses a volume that
+# does not match it.
+volumes/system/MANIFEST.sha256: $(SYSTEM_FILES)
+	cd volumes/system && find . -type f ! -name MANIFEST.sha256 ! -path '*/__pycache__/*' ! -name '*.pyc' \
+	  | sed 's|^\./||' | LC_ALL=C sort | xargs -d '\n' sha256sum > $(ROOT)/target/MANIFEST.sha256.tmp \
+	  && mv $(ROOT)/target/MANIFEST.sha256.tmp MANIFEST.sha256
+
 # ------------------------------------------------------------------------- host
-build: guests
+build: guests volumes/system/MANIFEST.sha256
 	cargo build --release --locked -p llmos
 
 run: build

@@ -125,8 +125,10 @@ pub struct Runtime {
     metered: OnceLock<EngineSlot>,
     unmetered: OnceLock<EngineSlot>,
     prepared: Mutex<HashMap<(String, bool), Arc<Prepared>>>,
-    /// Held while loading a component, so concurrent first runs compile it once.
-    loading: Mutex<()>,
+    /// One lock per (language, engine), held while loading that component,
+    /// so concurrent first runs compile it once while different languages
+    /// load in parallel.
+    loading: Mutex<HashMap<(String, bool), Arc<Mutex<()>>>>,
     events: Option<EventSink>,
     storage: Arc<StorageService>,
 }
@@ -164,7 +166,7 @@ impl Runtime {
             metered: OnceLock::new(),
             unmetered: OnceLock::new(),
             prepared: Mutex::new(HashMap::new()),
-            loading: Mutex::new(()),
+            loading: Mutex::new(HashMap::new()),
             events: None,
         })
     }
@@ -218,7 +220,14 @@ impl Runtime {
         if let Some(p) = self.lock_prepared().get(&key) {
             return Ok(p.clone());
         }
-        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = self
+            .loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _loading = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = self.lock_prepared().get(&key) {
             return Ok(p.clone());
         }

@@ -35,6 +35,14 @@ pub enum HostError {
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
 
+    /// The system volume failed verification, or cannot be read.
+    #[error("system volume: `{file}`: {reason}")]
+    Volume { file: PathBuf, reason: String },
+
+    /// The configuration file is invalid.
+    #[error("config `{path}`: {reason}")]
+    Config { path: PathBuf, reason: String },
+
     /// A bad command-line value not covered by clap's own checks.
     #[error("{0}")]
     Usage(String),

@@ -22,9 +22,11 @@
 
 pub mod apiref;
 pub mod bindings;
+pub mod boot;
 pub mod cache;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod kernel;
@@ -36,6 +38,7 @@ pub mod paths;
 pub mod preinit;
 pub mod state;
 pub mod supervisor;
+pub mod volume;
 
 pub use engine::{RunRequest, Runtime, RuntimeConfig};
 pub use error::HostError;

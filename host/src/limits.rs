@@ -123,6 +123,18 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// runs can share a thread fairly.
 pub const FUEL_YIELD_INTERVAL: u64 = 50_000_000;
 
+/// Limits of a trusted artifact (a hash-verified file of the system
+/// volume): the un-metered engine (epoch deadline only) and larger bounds.
+pub fn trusted() -> Limits {
+    Limits {
+        fuel: None,
+        memory_bytes: 1 << 30,
+        timeout: Duration::from_secs(60),
+        output_bytes: 16 << 20,
+        log_records: 100_000,
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

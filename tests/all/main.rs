@@ -2,8 +2,10 @@
 //!
 //! Run with `make test` (which builds the guests first).
 
+mod boot;
 mod cache;
 mod cli;
+mod corpus;
 mod dom;
 mod javascript;
 mod limits;

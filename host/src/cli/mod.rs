@@ -4,6 +4,7 @@
 //! limit or trap), 2 for usage and host errors (bad flag, missing file,
 //! unknown language, missing component).
 
+mod boot;
 mod fix;
 mod run;
 
@@ -23,17 +24,26 @@ pub const EXIT_HOST_ERROR: u8 = 2;
     about = "A self-correcting kernel for running code that language models write"
 )]
 pub struct Cli {
-    /// Show progress and kernel logs on stderr.
+    /// Show boot stages, progress and kernel logs on stderr.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Configuration file (default: $LLMOS_CONFIG, else ~/.config/llmos/llmos.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run an artifact in a fresh sandbox.
+    /// Run an artifact in a fresh sandbox (FILE, system:/path or user:/path).
     Run(run::RunArgs),
+    /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
+    Boot {
+        /// One JSON event per line on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load every language (compiling components on first use) and report readiness.
     Check {
         /// One JSON object per language on stdout.
@@ -87,13 +97,14 @@ pub fn main() -> ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run::run(args, cli.verbose),
-        Command::Languages { json } => languages(json),
-        Command::Api { language, json } => api(&language, json),
+        Command::Run(args) => run::run(args, cli.verbose, cli.config),
+        Command::Boot { json } => boot::show(json, cli.config),
+        Command::Languages { json } => languages(json, cli.config, cli.verbose),
+        Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
         Command::Trace {
             command: TraceCommand::Show { file, json },
         } => fix::show(&file, json),
-        Command::Check { json, unmetered } => check(json, !unmetered),
+        Command::Check { json, unmetered } => check(json, !unmetered, cli.config, cli.verbose),
     };
     match result {
         Ok(code) => code,
@@ -102,6 +113,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_HOST_ERROR)
         }
     }
+}
+
+/// Boot without a screen; with `--verbose`, one line per finished stage.
+pub(crate) fn boot_quietly(
+    opts: crate::boot::BootOptions,
+    verbose: bool,
+) -> Result<crate::boot::Kernel, crate::HostError> {
+    use crate::boot::{BootEvent, Kernel};
+    Kernel::boot(&opts, &move |e: &BootEvent| {
+        if let (true, BootEvent::Done { stage, ms, detail }) = (verbose, e) {
+            eprintln!("llmos: {} ({ms:.1} ms): {detail}", stage.title());
+        }
+    })
 }
 
 fn init_tracing(verbose: bool) {
@@ -121,8 +145,28 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
-fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
-    let runtime = crate::Runtime::new(crate::RuntimeConfig::default())?;
+/// Boot with no language loaded yet (commands load what they need).
+fn boot_lazy(
+    config: Option<std::path::PathBuf>,
+    verbose: bool,
+) -> Result<crate::boot::Kernel, crate::HostError> {
+    boot_quietly(
+        crate::boot::BootOptions {
+            config,
+            languages: Some(Vec::new()),
+            ..Default::default()
+        },
+        verbose,
+    )
+}
+
+fn languages(
+    json: bool,
+    config: Option<std::path::PathBuf>,
+    verbose: bool,
+) -> Result<ExitCode, crate::HostError> {
+    let kernel = boot_lazy(config, verbose)?;
+    let runtime = &kernel.runtime;
     let list: Vec<_> = runtime.languages().iter().collect();
     if json {
         let v: Vec<_> = list
@@ -144,11 +188,15 @@ fn languages(json: bool) -> Result<ExitCode, crate::HostError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn api(language: &str, json: bool) -> Result<ExitCode, crate::HostError> {
-    let config = crate::RuntimeConfig::default();
-    let runtime = crate::Runtime::new(config.clone())?;
-    let manifest = runtime.languages().by_name(language)?;
-    let entries = crate::apiref::reference(manifest, &config.system_volume)?;
+fn api(
+    language: &str,
+    json: bool,
+    config: Option<std::path::PathBuf>,
+    verbose: bool,
+) -> Result<ExitCode, crate::HostError> {
+    let kernel = boot_lazy(config, verbose)?;
+    let manifest = kernel.runtime.languages().by_name(language)?;
+    let entries = crate::apiref::reference(manifest, kernel.system.root())?;
     if json {
         let v = serde_json::to_string_pretty(&entries).map_err(|e| crate::HostError::System {
             what: "cannot serialise the reference",
@@ -161,10 +209,23 @@ fn api(language: &str, json: bool) -> Result<ExitCode, crate::HostError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(json: bool, metered: bool) -> Result<ExitCode, crate::HostError> {
+fn check(
+    json: bool,
+    metered: bool,
+    config: Option<std::path::PathBuf>,
+    verbose: bool,
+) -> Result<ExitCode, crate::HostError> {
     let start = std::time::Instant::now();
-    let runtime =
-        crate::Runtime::new(crate::RuntimeConfig::default())?.on_event(compile_progress(true));
+    let kernel = boot_quietly(
+        crate::boot::BootOptions {
+            config,
+            languages: Some(Vec::new()),
+            runtime_events: Some(std::sync::Arc::new(compile_progress(true))),
+            ..Default::default()
+        },
+        verbose,
+    )?;
+    let runtime = &kernel.runtime;
     let names: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
     for name in names {
         let p = runtime.prepare(&name, metered)?;

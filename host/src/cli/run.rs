@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::EXIT_ARTIFACT_FAILED;
-use crate::engine::{RunRequest, Runtime, RuntimeConfig};
+use crate::engine::RunRequest;
 use crate::error::HostError;
 use crate::limits::{self, Limits};
 use crate::outcome::{ErrorKind, Outcome};
+use crate::volume::{self, Location};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -45,6 +46,10 @@ pub struct RunArgs {
     /// Print one JSON object on stdout instead of human output.
     #[arg(long)]
     pub json: bool,
+    /// Treat the artifact as untrusted (as if an LLM had just written it):
+    /// strict default limits, fuel-metered, whatever its location.
+    #[arg(long)]
+    pub untrusted: bool,
     /// When the artifact fails, ask an LLM for a fix and retry (see
     /// LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL).
     #[arg(long)]
@@ -76,8 +81,8 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn limits(&self) -> Result<Limits, HostError> {
-        let mut l = Limits::default();
+    /// `base` with the limit flags applied.
+    fn apply(&self, mut l: Limits) -> Result<Limits, HostError> {
         if let Some(f) = &self.fuel {
             l.fuel = match f.trim().to_ascii_lowercase().as_str() {
                 "none" | "unlimited" | "off" => None,
@@ -100,39 +105,113 @@ impl RunArgs {
         l.validate()?;
         Ok(l)
     }
+
+    /// The strict limits `base`, where flags may only tighten them (an
+    /// untrusted artifact never runs un-metered or with more than `base`).
+    fn tighten(&self, base: Limits) -> Result<Limits, HostError> {
+        let asked = self.apply(base.clone())?;
+        let l = Limits {
+            fuel: match (asked.fuel, base.fuel) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (_, b) => b,
+            },
+            memory_bytes: asked.memory_bytes.min(base.memory_bytes),
+            timeout: asked.timeout.min(base.timeout),
+            output_bytes: asked.output_bytes.min(base.output_bytes),
+            log_records: asked.log_records.min(base.log_records),
+        };
+        l.validate()?;
+        Ok(l)
+    }
 }
 
-pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
-    let limits = args.limits()?;
-    let source = std::fs::read(&args.file).map_err(|e| HostError::io(&args.file, e))?;
+/// How far an artifact is trusted, from where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// LLM-generated or `--untrusted`: strict limits, fuel-metered,
+    /// eligible for refinement.
+    Untrusted,
+    /// A user's file: sandboxed, fuel-metered, the user's limits.
+    Sandboxed,
+    /// A hash-verified file of the system volume: the un-metered engine
+    /// (epoch deadline only) with larger limits.
+    Trusted,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Untrusted => "untrusted",
+            Tier::Sandboxed => "sandboxed",
+            Tier::Trusted => "trusted",
+        }
+    }
+}
+
+pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
+    let show_progress = !args.json || verbose;
+    let progress: crate::boot::RuntimeSink =
+        std::sync::Arc::new(super::compile_progress(show_progress));
+    let kernel = super::boot_quietly(
+        crate::boot::BootOptions {
+            config,
+            languages: Some(Vec::new()), // loaded on first use
+            runtime_events: Some(progress),
+            ..Default::default()
+        },
+        verbose,
+    )?;
+    let runtime = &kernel.runtime;
+    let name = args.file.to_string_lossy().into_owned();
+    let location = volume::resolve(&name, kernel.system.root(), &kernel.data_dir)?;
+    let path = location.path().to_path_buf();
+    let source = std::fs::read(&path).map_err(|e| HostError::io(&path, e))?;
     let source = String::from_utf8(source).map_err(|_| {
         HostError::io(
-            &args.file,
+            &path,
             std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
         )
     })?;
-    let runtime = Runtime::new(RuntimeConfig::default())?
-        .on_event(super::compile_progress(!args.json || verbose));
+    // The tier comes from where the artifact is and whether the system
+    // volume vouches for its content, never from the artifact itself.
+    let tier = if args.untrusted {
+        Tier::Untrusted
+    } else if kernel.system.verifies(&path, source.as_bytes()) {
+        Tier::Trusted
+    } else {
+        Tier::Sandboxed
+    };
+    if matches!(location, Location::System(_)) && tier != Tier::Trusted && !args.untrusted {
+        return Err(HostError::Volume {
+            file: path,
+            reason: "not a verified file of the system volume".into(),
+        });
+    }
+    let limits = match tier {
+        Tier::Trusted => limits::trusted(),
+        Tier::Untrusted => args.tighten(limits::Limits::default())?,
+        Tier::Sandboxed => args.apply(kernel.config.limits(limits::Limits::default())?)?,
+    };
     let language = match &args.lang {
         Some(l) => runtime.languages().by_name(l)?.name.clone(),
-        None => runtime.languages().for_path(&args.file)?.name.clone(),
+        None => runtime.languages().for_path(&path)?.name.clone(),
     };
-    let filename = args
-        .file
+    let filename = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "artifact".into());
     let artifact_id = match &args.id {
         Some(id) if !id.trim().is_empty() => id.clone(),
         Some(_) => return Err(HostError::Usage("--id must not be empty".into())),
-        None => std::fs::canonicalize(&args.file)
-            .unwrap_or_else(|_| args.file.clone())
+        None => std::fs::canonicalize(&path)
+            .unwrap_or_else(|_| path.clone())
             .display()
             .to_string(),
     };
     let out_dir = match &args.out {
         Some(dir) => dir.clone(),
-        None => RuntimeConfig::default()
+        None => kernel
             .data_dir
             .join("outputs")
             .join(output_dir_name(&artifact_id)),
@@ -172,6 +251,7 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
         })?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("file".into(), args.file.display().to_string().into());
+            obj.insert("tier".into(), tier.as_str().into());
             if let Some(s) = &supervised {
                 obj.insert("supervisor".into(), super::fix::summary_json(s, &args));
             }
@@ -182,7 +262,7 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
         if let Some(s) = &supervised {
             shown.source = s.code.clone();
         }
-        print_human(&outcome, &shown);
+        print_human(&outcome, &shown, tier);
     }
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
@@ -191,7 +271,7 @@ pub fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, HostError> {
     })
 }
 
-fn print_human(o: &Outcome, req: &RunRequest) {
+fn print_human(o: &Outcome, req: &RunRequest, tier: Tier) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(o.stdout.as_bytes());
     let _ = out.flush();
@@ -202,8 +282,9 @@ fn print_human(o: &Outcome, req: &RunRequest) {
         .map(|f| format!(", fuel {f}"))
         .unwrap_or_default();
     let facts = format!(
-        "{}, {:.1} ms{fuel}, peak memory {:.1} MiB",
+        "{}, {}, {:.1} ms{fuel}, peak memory {:.1} MiB",
         o.language,
+        tier.as_str(),
         o.duration_ms,
         o.memory_peak_bytes as f64 / (1 << 20) as f64
     );

@@ -324,6 +324,10 @@ impl<'a> Supervisor<'a> {
                 // Run it, within what is left of the fuel budget.
                 let mut next = req.clone();
                 next.source = code.clone();
+                // LLM-generated code is untrusted: always fuel-metered.
+                if next.limits.fuel.is_none() {
+                    next.limits = crate::Limits::default();
+                }
                 if let (Some(limit), Some(left)) = (next.limits.fuel, remaining_fuel) {
                     next.limits.fuel = Some(limit.min(left));
                 }

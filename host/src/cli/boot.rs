@@ -1,0 +1,73 @@
+//! `llmos boot`: the boot screen (or one JSON event per line).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use crate::boot::{BootEvent, BootOptions, Kernel, Stage};
+use crate::error::HostError;
+
+pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
+    let opts = BootOptions {
+        config,
+        checks: true,
+        ..Default::default()
+    };
+    if json {
+        let k = Kernel::boot(&opts, &|e| {
+            if let Ok(line) = serde_json::to_string(e) {
+                println!("{line}");
+            }
+        });
+        return Ok(if k.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(super::EXIT_HOST_ERROR)
+        });
+    }
+    eprintln!(
+        "llmos {} — wasmtime {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::cache::WASMTIME_VERSION
+    );
+    let tty = std::io::stderr().is_terminal();
+    let bars: Mutex<Vec<(Stage, indicatif::ProgressBar)>> = Mutex::new(Vec::new());
+    let multi = indicatif::MultiProgress::new();
+    let kernel = Kernel::boot(&opts, &|e| {
+        let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            BootEvent::Started { stage } if tty => {
+                let bar =
+                    multi.add(indicatif::ProgressBar::new_spinner().with_message(stage.title()));
+                bar.enable_steady_tick(std::time::Duration::from_millis(80));
+                bars.push((*stage, bar));
+            }
+            BootEvent::Done { stage, ms, detail } => {
+                let line = format!("✓ {:<34} {ms:>8.1} ms  {detail}", stage.title());
+                match bars.iter().position(|(s, _)| s == stage) {
+                    Some(i) => bars.remove(i).1.finish_with_message(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            BootEvent::Failed { stage, error } => {
+                let line = format!("✗ {}: {error}", stage.title());
+                match bars.iter().position(|(s, _)| s == stage) {
+                    Some(i) => bars.remove(i).1.abandon_with_message(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            _ => {}
+        }
+    })?;
+    for m in kernel.runtime.languages().iter() {
+        eprintln!(
+            "  language {:<12} .{}  {}",
+            m.name,
+            m.extensions.join(" ."),
+            m.description
+        );
+    }
+    eprintln!("system ready in {:.1} ms", kernel.boot_ms);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,246 @@
+//! Boot: stages and events, verified volumes, config files, addressing and
+//! trust tiers, through the `llmos` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use llmos_tests::{llmos_bin, repo, test_config};
+
+fn llmos(envs: &[(&str, &Path)], args: &[&str]) -> Output {
+    let cfg = test_config();
+    let mut c = Command::new(llmos_bin());
+    c.env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", &cfg.data_dir)
+        .env_remove("LLMOS_CONFIG")
+        .current_dir(repo());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.args(args).output().expect("spawn llmos")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// A copy of the system volume to tamper with.
+fn volume_copy() -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("tempdir");
+    let src = test_config().system_volume;
+    let status = Command::new("cp")
+        .args([
+            "-r",
+            &format!("{}/.", src.display()),
+            &d.path().display().to_string(),
+        ])
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    d
+}
+
+#[test]
+fn boot_reports_every_stage_in_order() {
+    let o = llmos(&[], &["boot", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    let seq: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap_or(""),
+                e["stage"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        &seq[..6],
+        [
+            "started system",
+            "done system",
+            "started volumes",
+            "done volumes",
+            "started runtime",
+            "done runtime"
+        ]
+    );
+    // Python and stdlib checks run concurrently: both start before either ends.
+    assert_eq!(&seq[6..8], ["started python", "started stdlib"]);
+    assert!(
+        seq[8..10].contains(&"done python".to_string())
+            && seq[8..10].contains(&"done stdlib".to_string())
+    );
+    assert_eq!(seq.last().map(String::as_str), Some("done ready"));
+    let runtime = events
+        .iter()
+        .find(|e| e["event"] == "done" && e["stage"] == "runtime")
+        .expect("runtime");
+    let detail = runtime["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("javascript") && detail.contains("python"),
+        "{detail}"
+    );
+
+    let o = llmos(&[], &["boot"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("wasmtime 48")
+            && err.contains("mounting volumes")
+            && err.contains("system ready in"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tampered_system_volume_stops_boot_naming_the_file() {
+    let vol = volume_copy();
+    std::fs::write(vol.path().join("kernel/stdlib.js"), "// evil\n").expect("write");
+    for args in [&["boot"][..], &["run", "tests/fixtures/js/hello.js"][..]] {
+        let o = llmos(&[("LLMOS_SYSTEM_VOLUME", vol.path())], args);
+        assert_eq!(o.status.code(), Some(2));
+        let err = stderr(&o);
+        assert!(
+            err.contains("kernel/stdlib.js") && err.contains("SHA-256"),
+            "{err}"
+        );
+    }
+    let vol = volume_copy();
+    std::fs::write(vol.path().join("kernel/planted.py"), "x = 1\n").expect("write");
+    let o = llmos(&[("LLMOS_SYSTEM_VOLUME", vol.path())], &["boot"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("planted.py"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_missing_component_stops_boot_with_the_fix() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let o = llmos(&[("LLMOS_COMPONENTS", empty.path())], &["boot"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("quickjs.wasm") || err.contains("python.wasm"),
+        "{err}"
+    );
+    assert!(err.contains("make guests"), "{err}");
+}
+
+#[test]
+fn config_file_errors_name_the_key_and_limits_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("llmos.toml");
+    std::fs::write(&bad, "[limits]\nfuel = 1000\nmemroy = \"1MiB\"\n").expect("write");
+    let o = llmos(&[], &["--config", &bad.display().to_string(), "boot"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("memroy") && err.contains("llmos.toml"),
+        "{err}"
+    );
+    // Through LLMOS_CONFIG too.
+    let o = llmos(&[("LLMOS_CONFIG", &bad)], &["boot"]);
+    assert!(stderr(&o).contains("memroy"));
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[limits]\nfuel = 1000000\n").expect("write");
+    let o = llmos(
+        &[("LLMOS_CONFIG", &good)],
+        &["run", "tests/fixtures/demo/3-runaway.js", "--json"],
+    );
+    let v = json(&o);
+    assert_eq!(v["status"], "out_of_fuel");
+    assert_eq!(v["fuel_consumed"], 1_000_000, "the config's fuel applies");
+    // A flag wins over the file.
+    let o = llmos(
+        &[("LLMOS_CONFIG", &good)],
+        &[
+            "run",
+            "tests/fixtures/demo/3-runaway.js",
+            "--json",
+            "--fuel",
+            "2000000",
+        ],
+    );
+    assert_eq!(json(&o)["fuel_consumed"], 2_000_000);
+}
+
+#[test]
+fn tiers_follow_the_artifacts_source() {
+    // A verified system-volume artifact is trusted and runs un-metered.
+    let o = llmos(&[], &["run", "system:/bin/selftest.js", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        (v["tier"].as_str(), v["status"].as_str()),
+        (Some("trusted"), Some("ok"))
+    );
+    assert!(
+        v["fuel_consumed"].is_null(),
+        "trusted runs are not metered: {v}"
+    );
+    assert!(
+        v["stdout"].as_str().is_some_and(|s| !s.contains("FAIL")),
+        "{v}"
+    );
+    // The same path without the prefix is the same file: still trusted.
+    let path = test_config().system_volume.join("bin/selftest.py");
+    let o = llmos(&[], &["run", &path.display().to_string(), "--json"]);
+    assert_eq!(json(&o)["tier"], "trusted");
+
+    // A copy outside the volume is a user file: sandboxed, metered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("selftest.js");
+    std::fs::copy(test_config().system_volume.join("bin/selftest.js"), &copy).expect("copy");
+    let v = json(&llmos(&[], &["run", &copy.display().to_string(), "--json"]));
+    assert_eq!(v["tier"], "sandboxed");
+    assert!(v["fuel_consumed"].as_u64().is_some_and(|f| f > 0));
+
+    // --untrusted: metered even when asked for no fuel limit.
+    let v = json(&llmos(
+        &[],
+        &[
+            "run",
+            "system:/bin/selftest.js",
+            "--untrusted",
+            "--fuel",
+            "none",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["tier"], "untrusted");
+    assert!(v["fuel_consumed"].as_u64().is_some_and(|f| f > 0), "{v}");
+
+    // user:/ paths live in the user volume.
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(data.path().join("artifacts/demo")).expect("mkdir");
+    std::fs::write(
+        data.path().join("artifacts/demo/hi.py"),
+        "print('hi from user')\n",
+    )
+    .expect("write");
+    let o = llmos(
+        &[("LLMOS_DATA_DIR", data.path())],
+        &["run", "user:/demo/hi.py", "--json"],
+    );
+    let v = json(&o);
+    assert_eq!(
+        (v["tier"].as_str(), v["stdout"].as_str()),
+        (Some("sandboxed"), Some("hi from user\n"))
+    );
+    // Volume paths cannot escape their volume, and system: must be verified.
+    assert_eq!(llmos(&[], &["run", "user:/../x.py"]).status.code(), Some(2));
+    assert_eq!(
+        llmos(&[], &["run", "system:/bin/missing.js"]).status.code(),
+        Some(2)
+    );
+}
