@@ -1,5 +1,7 @@
 //! `make bench`: the foundation benchmarks, printed as a table of medians.
 //!
+//! - warm and cold boot: `llmos boot` processes, with the cold boot's
+//!   per-stage breakdown;
 //! - warm start: a new `llmos check` process until both cached components
 //!   are deserialized and ready (process start to exit), and the same work
 //!   in-process (engine + deserialize + link);
@@ -114,7 +116,7 @@ fn fib_rows(
     n: usize,
 ) {
     let fuel = Some(u64::MAX / 4);
-    for (label, p, fuel) in [("fuel on", metered, fuel), ("fuel off", unmetered, None)] {
+    for (label, p, fuel) in [("fuel on", metered, fuel), ("trusted tier, fuel off", unmetered, None)] {
         let ms = sandbox_ms(p, lang, fib, fuel, n) - sandbox_ms(p, lang, base, fuel, n);
         let note = native
             .map(|nat| format!("{:.2}× native", ms / nat))
@@ -185,6 +187,48 @@ fn main() {
         format!("{warm_inproc:.2} ms"),
         "engine + verify + deserialize + link",
     );
+
+    // --- boot (`llmos boot`: config, verified volumes, runtime, checks) ---
+    let boot = |cache: &std::path::Path| -> (f64, Vec<(String, f64)>) {
+        let t = Instant::now();
+        let out = Command::new(&bin)
+            .args(["boot", "--json"])
+            .env("LLMOS_COMPONENTS", &cfg.components_dir)
+            .env("LLMOS_CACHE_DIR", cache)
+            .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+            .env("LLMOS_DATA_DIR", &cfg.data_dir)
+            .output()
+            .expect("spawn llmos");
+        let wall = t.elapsed().as_secs_f64() * 1e3;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stages = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "done")
+            .map(|e| (e["stage"].as_str().unwrap_or("").to_string(), e["ms"].as_f64().unwrap_or(0.0)))
+            .collect();
+        (wall, stages)
+    };
+    let warm_boot = median((0..iterations(20)).map(|_| boot(&cfg.cache_dir).0).collect());
+    t.row(
+        "warm boot: `llmos boot` process → system ready",
+        format!("{warm_boot:.2} ms"),
+        "target ≤ 30 ms (incl. Python + stdlib checks)",
+    );
+    if std::env::var_os("LLMOS_BENCH_QUICK").is_none() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let (cold, stages) = boot(empty.path());
+        let detail: Vec<String> = stages
+            .iter()
+            .filter(|(s, _)| s != "ready")
+            .map(|(s, ms)| format!("{s} {ms:.0} ms"))
+            .collect();
+        t.row(
+            "cold boot (empty cache): process → ready",
+            format!("{:.2} s", cold / 1e3),
+            format!("target < 10 s; {}", detail.join(", ")),
+        );
+    }
 
     // --- fresh sandbox + trivial artifact ---------------------------------
     let n = iterations(200);
