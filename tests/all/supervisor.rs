@@ -403,3 +403,34 @@ fn cli_fix_without_a_provider_explains_and_runs_once() {
     assert_eq!(v["status"], "error");
     assert_eq!(v["supervisor"]["repairs"], 0);
 }
+
+#[test]
+fn cli_fix_reads_the_provider_from_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let art = dir.path().join("app.js");
+    std::fs::write(&art, BROKEN_JS).expect("write");
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", FIXED_JS))]);
+    let config = dir.path().join("llmos.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[llm]\nprovider = \"openai\"\nurl = \"{}\"\nmodel = \"from-config\"\n",
+            fake.url()
+        ),
+    )
+    .expect("write");
+    let out = llmos_cli(None)
+        .env("LLMOS_CONFIG", &config)
+        .args(["run", &art.display().to_string(), "--fix", "--json"])
+        .output()
+        .expect("spawn");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["supervisor"]["model"], "from-config");
+    assert_eq!(fake.requests()[0].body["model"], "from-config");
+}

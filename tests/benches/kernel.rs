@@ -116,7 +116,10 @@ fn fib_rows(
     n: usize,
 ) {
     let fuel = Some(u64::MAX / 4);
-    for (label, p, fuel) in [("fuel on", metered, fuel), ("trusted tier, fuel off", unmetered, None)] {
+    for (label, p, fuel) in [
+        ("fuel on", metered, fuel),
+        ("trusted tier, fuel off", unmetered, None),
+    ] {
         let ms = sandbox_ms(p, lang, fib, fuel, n) - sandbox_ms(p, lang, base, fuel, n);
         let note = native
             .map(|nat| format!("{:.2}× native", ms / nat))
@@ -200,16 +203,29 @@ fn main() {
             .output()
             .expect("spawn llmos");
         let wall = t.elapsed().as_secs_f64() * 1e3;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stages = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["event"] == "done")
-            .map(|e| (e["stage"].as_str().unwrap_or("").to_string(), e["ms"].as_f64().unwrap_or(0.0)))
+            .map(|e| {
+                (
+                    e["stage"].as_str().unwrap_or("").to_string(),
+                    e["ms"].as_f64().unwrap_or(0.0),
+                )
+            })
             .collect();
         (wall, stages)
     };
-    let warm_boot = median((0..iterations(20)).map(|_| boot(&cfg.cache_dir).0).collect());
+    let warm_boot = median(
+        (0..iterations(20))
+            .map(|_| boot(&cfg.cache_dir).0)
+            .collect(),
+    );
     t.row(
         "warm boot: `llmos boot` process → system ready",
         format!("{warm_boot:.2} ms"),

@@ -19,6 +19,7 @@ use crate::supervisor::{Event, Supervised, Supervisor, SupervisorConfig};
 /// `--trace` files.
 pub fn supervise(
     args: &RunArgs,
+    file_config: &crate::config::Config,
     runtime: &Runtime,
     req: &RunRequest,
     rt: &tokio::runtime::Runtime,
@@ -29,7 +30,23 @@ pub fn supervise(
         model: args.model.clone(),
     };
     let provider = if args.fix {
-        match LlmConfig::from_env(&overrides).map_err(|e| HostError::Usage(e.to_string()))? {
+        // Flags, then the environment, then llmos.toml's [llm] section.
+        let llm_file = &file_config.llm;
+        let lookup = |name: &str| -> Option<String> {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| match name {
+                    llm::ENV_PROVIDER => llm_file.provider.clone(),
+                    llm::ENV_URL => llm_file.url.clone(),
+                    llm::ENV_MODEL => llm_file.model.clone(),
+                    llm::ENV_TIMEOUT => llm_file.timeout.map(|t| t.to_string()),
+                    _ => None,
+                })
+        };
+        match LlmConfig::from_lookup(&overrides, lookup)
+            .map_err(|e| HostError::Usage(e.to_string()))?
+        {
             Some(config) => {
                 Some(llm::provider(config).map_err(|e| HostError::Usage(e.to_string()))?)
             }

@@ -232,7 +232,7 @@ pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<Exit
             source,
         })?;
     let (mut outcome, supervised) = if args.fix || args.trace.is_some() {
-        let s = super::fix::supervise(&args, &runtime, &req, &rt)?;
+        let s = super::fix::supervise(&args, &kernel.config, runtime, &req, &rt)?;
         (s.outcome.clone(), Some(s))
     } else {
         (rt.block_on(runtime.run(&req))?, None)
