@@ -244,3 +244,17 @@ fn tiers_follow_the_artifacts_source() {
         Some(2)
     );
 }
+
+#[test]
+fn an_unusable_data_directory_stops_boot_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
+    let o = llmos(&[("LLMOS_DATA_DIR", &file)], &["boot"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not-a-dir") && err.contains("LLMOS_DATA_DIR"),
+        "{err}"
+    );
+}
