@@ -198,21 +198,24 @@ impl Kernel {
         })?;
 
         let runtime = stage(on_event, &mut stages, Stage::Runtime, || {
+            // Compilation progress (first boot, upgrades) becomes progress
+            // events of this stage, relayed from the loader threads.
             let sink = opts.runtime_events.clone();
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
             let runtime = Runtime::new(rc.clone())?.on_event(move |e| {
                 if let Some(s) = &sink {
-                    return s(e);
+                    s(e);
                 }
-                // Compilation progress is part of this stage.
                 let detail = match e {
                     RuntimeEvent::Compiling { language, .. } => {
                         format!("compiling the {language} component (first boot or upgrade)")
                     }
                     RuntimeEvent::Compiled { language, millis } => {
-                        format!("compiled {language} in {:.1} s", millis / 1e3)
+                        format!("compiled the {language} component in {:.1} s", millis / 1e3)
                     }
                 };
                 tracing::info!("{detail}");
+                let _ = tx.send(detail);
             });
             let names: Vec<String> = match &opts.languages {
                 Some(l) => l.clone(),
@@ -222,6 +225,14 @@ impl Kernel {
             if opts.trusted_engine {
                 engines.push(false);
             }
+            let relay = |rx: &std::sync::mpsc::Receiver<String>| {
+                while let Ok(detail) = rx.try_recv() {
+                    on_event(&BootEvent::Progress {
+                        stage: Stage::Runtime,
+                        detail,
+                    });
+                }
+            };
             let results: Vec<Result<String, HostError>> = std::thread::scope(|s| {
                 let handles: Vec<_> = names
                     .iter()
@@ -244,6 +255,15 @@ impl Kernel {
                         })
                     })
                     .collect();
+                while !handles.iter().all(|h| h.is_finished()) {
+                    if let Ok(detail) = rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                        on_event(&BootEvent::Progress {
+                            stage: Stage::Runtime,
+                            detail,
+                        });
+                    }
+                }
+                relay(&rx);
                 handles
                     .into_iter()
                     .map(|h| {
@@ -261,13 +281,7 @@ impl Kernel {
         })?;
 
         if opts.checks {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| HostError::System {
-                    what: "cannot start the async runtime",
-                    source,
-                })?;
+            let rt = crate::engine::async_runtime()?;
             let has = |l: &str| runtime.languages().by_name(l).is_ok();
             let (has_py, has_js) = (has("python"), has("javascript"));
             on_event(&BootEvent::Started {

@@ -43,6 +43,10 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
                 bar.enable_steady_tick(std::time::Duration::from_millis(80));
                 bars.push((*stage, bar));
             }
+            BootEvent::Progress { stage, detail } => match bars.iter().find(|(s, _)| s == stage) {
+                Some((_, bar)) => bar.set_message(format!("{}: {detail}", stage.title())),
+                None => eprintln!("  {}: {detail}", stage.title()),
+            },
             BootEvent::Done { stage, ms, detail } => {
                 let line = format!("✓ {:<34} {ms:>8.1} ms  {detail}", stage.title());
                 match bars.iter().position(|(s, _)| s == stage) {

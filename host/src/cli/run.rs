@@ -224,13 +224,7 @@ pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<Exit
         limits,
         seed: args.seed,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| HostError::System {
-            what: "cannot start the async runtime",
-            source,
-        })?;
+    let rt = crate::engine::async_runtime()?;
     let (mut outcome, supervised) = if args.fix || args.trace.is_some() {
         let s = super::fix::supervise(&args, &kernel.config, runtime, &req, &rt)?;
         (s.outcome.clone(), Some(s))

@@ -264,15 +264,7 @@ impl<'a> Supervisor<'a> {
                             error: error.clone(),
                         });
                         exchange.error = Some(error.clone());
-                        trace.attempts.push(Attempt {
-                            number: attempt,
-                            llm: Some(exchange),
-                            code: None,
-                            diff: None,
-                            outcome: None,
-                            report: None,
-                            run_ms: 0.0,
-                        });
+                        trace.attempts.push(Attempt::not_run(attempt, exchange));
                         break 'repair TraceResult::Failed {
                             reason: format!("the LLM call failed: {error}"),
                         };
@@ -298,15 +290,7 @@ impl<'a> Supervisor<'a> {
                             "- attempt {attempt}: the answer was rejected ({reason})."
                         ));
                         exchange.rejection = Some(reason);
-                        trace.attempts.push(Attempt {
-                            number: attempt,
-                            llm: Some(exchange),
-                            code: None,
-                            diff: None,
-                            outcome: None,
-                            report: None,
-                            run_ms: 0.0,
-                        });
+                        trace.attempts.push(Attempt::not_run(attempt, exchange));
                         continue;
                     }
                 };

@@ -46,6 +46,21 @@ pub struct Attempt {
     pub run_ms: f64,
 }
 
+impl Attempt {
+    /// A repair whose answer never ran (the call failed or was rejected).
+    pub fn not_run(number: u32, llm: Exchange) -> Attempt {
+        Attempt {
+            number,
+            llm: Some(llm),
+            code: None,
+            diff: None,
+            outcome: None,
+            report: None,
+            run_ms: 0.0,
+        }
+    }
+}
+
 /// A request to the LLM and what came back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exchange {

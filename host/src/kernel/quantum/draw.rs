@@ -29,6 +29,7 @@
 //! Output is deterministic, and its size is linear in qubits + gates, both
 //! bounded by [`QuantumLimits`] (checked with [`validate`] first).
 
+use crate::kernel::viz::svg::escape as xml_escape;
 use std::fmt::Write as _;
 
 use super::sim::{Circuit, GateKind, QuantumError, QuantumLimits, validate};
@@ -267,22 +268,6 @@ fn num(v: f64) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Escapes `&`, `<`, `>`, `"` and `'` for XML text and attribute values.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn labelled_box(svg: &mut String, cx: f64, cy: f64, label: &str, rotation: bool) {
