@@ -117,6 +117,8 @@ pub enum RuntimeEvent {
 }
 
 type EventSink = Box<dyn Fn(&RuntimeEvent) + Send + Sync>;
+/// A language on one engine: (language name, metered).
+type PreparedKey = (String, bool);
 
 pub struct Runtime {
     config: RuntimeConfig,
@@ -128,7 +130,7 @@ pub struct Runtime {
     /// One lock per (language, engine), held while loading that component,
     /// so concurrent first runs compile it once while different languages
     /// load in parallel.
-    loading: Mutex<HashMap<(String, bool), Arc<Mutex<()>>>>,
+    loading: Mutex<HashMap<PreparedKey, Arc<Mutex<()>>>>,
     events: Option<EventSink>,
     storage: Arc<StorageService>,
 }

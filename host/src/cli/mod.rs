@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run an artifact in a fresh sandbox (FILE, system:/path or user:/path).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
     Boot {
         /// One JSON event per line on stdout.
@@ -97,7 +97,7 @@ pub fn main() -> ExitCode {
     };
     init_tracing(cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run::run(args, cli.verbose, cli.config),
+        Command::Run(args) => run::run(*args, cli.verbose, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
