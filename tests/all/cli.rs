@@ -11,6 +11,8 @@ fn llmos(args: &[&str]) -> Output {
         .env("LLMOS_COMPONENTS", &cfg.components_dir)
         .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
         .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", &cfg.data_dir)
+        .env_remove("LLMOS_CONFIG")
         .current_dir(repo())
         .output()
         .expect("spawn llmos")
@@ -288,4 +290,23 @@ fn api_prints_each_languages_reference() {
         assert!(sigs.contains(&want), "missing {want}: {sigs:?}");
     }
     assert_eq!(llmos(&["api", "cobol"]).status.code(), Some(2));
+}
+
+#[test]
+fn an_unwritable_output_directory_still_reports_the_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").expect("write");
+    let out = llmos(&[
+        "run",
+        &path("kernel/outputs.js"),
+        "--json",
+        "--out",
+        &blocker.join("sub").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["outputs"].as_array().map(Vec::len), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write the outputs"));
 }

@@ -234,8 +234,16 @@ pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<Exit
     if !outcome.outputs.is_empty() {
         // Our own default directory is cleaned of earlier runs' outputs; a
         // directory the user named is only added to.
-        crate::outputs::write_files(&mut outcome.outputs, &out_dir, args.out.is_none())
-            .map_err(|e| HostError::io(&out_dir, e))?;
+        // A directory that cannot be written costs the files, never the
+        // outcome: it is still reported (outputs then have no `file`).
+        if let Err(e) =
+            crate::outputs::write_files(&mut outcome.outputs, &out_dir, args.out.is_none())
+        {
+            eprintln!(
+                "llmos: warning: cannot write the outputs to {}: {e}",
+                out_dir.display()
+            );
+        }
     }
 
     if args.json {
