@@ -94,6 +94,8 @@ run: build
 	  echo; echo "\$$ llmos run $$f"; \
 	  $(LLMOS) run $$f; echo "(exit code $$?)"; \
 	done
+	@echo; echo "\$$ llmos run system:/bin/selftest.py   # a verified system artifact: the trusted tier"
+	@$(LLMOS) run system:/bin/selftest.py; echo "(exit code $$?)"
 
 test: build
 	cargo test --release --locked --workspace
