@@ -35,6 +35,7 @@ pub fn test_config() -> RuntimeConfig {
         system_volume: repo().join("volumes").join("system"),
         cache_dir: repo().join("target").join("test-cache"),
         data_dir: test_data_dir(),
+        quotas: Default::default(),
     }
 }
 
@@ -112,4 +113,111 @@ pub fn llmos_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A finished `llmos` process with what it cost the host.
+#[derive(Debug)]
+pub struct Measured {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Wall time from spawn to exit.
+    pub wall: std::time::Duration,
+    /// Peak resident set of the process, in bytes (`wait4`'s `ru_maxrss`).
+    pub max_rss_bytes: u64,
+    /// User plus system CPU time of the process.
+    pub cpu: std::time::Duration,
+}
+
+impl Measured {
+    /// stdout parsed as the JSON object of `llmos run --json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&self.stdout[..self.stdout.len().min(4096)]),
+                String::from_utf8_lossy(&self.stderr[..self.stderr.len().min(4096)])
+            )
+        })
+    }
+}
+
+/// Run the `llmos` binary with `args` on the test configuration (its own
+/// data directory under `data`), and measure its wall time, peak RSS and CPU
+/// time with `wait4`. stdout and stderr are drained concurrently, so a
+/// flood cannot block the child; what they hold is counted, not limited.
+pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let cfg = test_config();
+    let start = std::time::Instant::now();
+    let mut child = std::process::Command::new(llmos_bin())
+        .args(args)
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", data)
+        .env_remove("LLMOS_CONFIG")
+        .env_remove("LLMOS_LLM_PROVIDER")
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn llmos: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our child,
+    // which has not been waited for (std's `Child` is dropped unwaited).
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let r = libc::wait4(pid, &mut status, 0, &mut usage);
+        assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+        usage
+    };
+    let wall = start.elapsed();
+    std::mem::forget(child);
+    let exit = std::process::ExitStatus::from_raw(status);
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    Measured {
+        code: exit.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        wall,
+        max_rss_bytes: (usage.ru_maxrss as u64) * 1024,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+    }
+}
+
+/// A fresh data directory for one measured process, under `target/test-data`.
+pub fn scratch_data_dir(name: &str) -> PathBuf {
+    let d = test_data_dir().join("scratch").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
 }

@@ -162,6 +162,7 @@ impl Kernel {
                 data_dir: env_path("LLMOS_DATA_DIR")
                     .or_else(|| config.data_dir.clone())
                     .unwrap_or(defaults.data_dir),
+                quotas: defaults.quotas,
             };
             for dir in [rc.data_dir.clone(), rc.data_dir.join("outputs")] {
                 std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {

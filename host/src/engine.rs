@@ -20,8 +20,8 @@ use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
 use crate::error::HostError;
 use crate::kernel::storage::StorageService;
 use crate::language::{Languages, Manifest};
-use crate::limits::{self, Abort, EpochTicker, Limits};
-use crate::outcome::{ErrorKind, GuestError, Outcome, Status, TrapInfo};
+use crate::limits::{self, EpochTicker, Limits, Quotas};
+use crate::outcome::{self, Abort, ErrorKind, GuestError, Outcome, Status, TrapInfo};
 use crate::state::HostState;
 
 /// Where a runtime finds its pieces.
@@ -32,6 +32,8 @@ pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     /// The user data directory: the storage database lives here.
     pub data_dir: PathBuf,
+    /// The kernel APIs' quotas, handed to each kernel module per run.
+    pub quotas: Quotas,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +43,7 @@ impl Default for RuntimeConfig {
             system_volume: crate::paths::system_volume(),
             cache_dir: crate::paths::cache_dir(),
             data_dir: crate::paths::data_dir(),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -68,14 +71,7 @@ impl RunRequest {
     pub fn new(language: impl Into<String>, source: impl Into<String>) -> Self {
         let language = language.into();
         RunRequest {
-            filename: format!(
-                "artifact.{}",
-                if language.starts_with('p') {
-                    "py"
-                } else {
-                    "js"
-                }
-            ),
+            filename: String::new(),
             artifact_id: "artifact".into(),
             language,
             source: source.into(),
@@ -102,6 +98,8 @@ pub struct Prepared {
     pub load_ms: f64,
     /// The storage database shared by every run of this runtime.
     pub storage: Arc<StorageService>,
+    /// The kernel quotas of every run.
+    pub quotas: Arc<Quotas>,
 }
 
 /// Something that happened while preparing a language, for progress display.
@@ -133,6 +131,7 @@ pub struct Runtime {
     loading: Mutex<HashMap<PreparedKey, Arc<Mutex<()>>>>,
     events: Option<EventSink>,
     storage: Arc<StorageService>,
+    quotas: Arc<Quotas>,
 }
 
 /// The Wasmtime configuration shared by both engines; only fuel differs.
@@ -162,7 +161,11 @@ impl Runtime {
         let languages = Languages::load(&config.system_volume.join("languages"))?;
         Ok(Runtime {
             cache: ComponentCache::new(&config.cache_dir),
-            storage: Arc::new(StorageService::new(config.data_dir.join(STORAGE_FILE))),
+            storage: Arc::new(StorageService::new(
+                config.data_dir.join(STORAGE_FILE),
+                config.quotas.storage,
+            )),
+            quotas: Arc::new(config.quotas.clone()),
             config,
             languages,
             metered: OnceLock::new(),
@@ -276,6 +279,7 @@ impl Runtime {
             cache: loaded.status,
             load_ms: loaded.millis,
             storage: self.storage.clone(),
+            quotas: self.quotas.clone(),
         });
         self.lock_prepared().insert(key, prepared.clone());
         Ok(prepared)
@@ -326,9 +330,16 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
     let engine = prepared.pre.engine();
     let mut store = Store::new(
         engine,
-        HostState::new(&req.artifact_id, limits, req.seed, prepared.storage.clone()),
+        HostState::new(
+            &req.artifact_id,
+            limits,
+            &prepared.quotas,
+            req.seed,
+            prepared.storage.clone(),
+        ),
     );
     store.limiter(|s| &mut s.limiter);
+    store.call_hook(meter_host_calls);
     if let Some(fuel) = limits.fuel {
         // The engine has fuel enabled (checked above), so neither can fail.
         store.set_fuel(fuel)?;
@@ -385,7 +396,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         ),
         Ok(Ok(Ok(success))) => (Status::Ok, success.value, None, None),
         Ok(Ok(Err(guest))) => {
-            let error = GuestError::from(guest);
+            let error = GuestError::from_guest(guest, &state.error_limits);
             let status = match (error.kind, error.exit_code) {
                 (ErrorKind::Exit, Some(0)) => Status::Ok,
                 _ if memory_denied => Status::MemoryLimit,
@@ -400,7 +411,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
                     .downcast_ref::<wasmtime::WasmBacktrace>()
                     .map(|bt| bt.to_string()),
             };
-            match limits::classify(&err, memory_denied) {
+            match outcome::classify(&err, memory_denied) {
                 Abort::Exit(code) => {
                     let status = if code == 0 { Status::Ok } else { Status::Error };
                     (status, None, Some(exit_error(code)), None)
@@ -437,6 +448,33 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         truncated,
         outputs: state.outputs.into_vec(),
     })
+}
+
+/// The store's call hook: host work charged by the [`Meter`](crate::meter::Meter)
+/// during a kernel call is taken from the store's fuel when the call returns;
+/// a call that charged more than was left ends the run out of fuel.
+fn meter_host_calls(
+    mut ctx: wasmtime::StoreContextMut<'_, HostState>,
+    hook: wasmtime::CallHook,
+) -> wasmtime::Result<()> {
+    match hook {
+        wasmtime::CallHook::CallingHost => {
+            let fuel = ctx.get_fuel().ok();
+            ctx.data_mut().meter.calling_host(fuel);
+        }
+        wasmtime::CallHook::ReturningFromHost => {
+            let charged = ctx.data_mut().meter.returning_from_host();
+            if charged > 0 {
+                let left = ctx.get_fuel()?;
+                ctx.set_fuel(left.saturating_sub(charged))?;
+                if charged > left {
+                    return Err(wasmtime::Trap::OutOfFuel.into());
+                }
+            }
+        }
+        wasmtime::CallHook::CallingWasm | wasmtime::CallHook::ReturningFromWasm => {}
+    }
+    Ok(())
 }
 
 /// The error record of a WASI `exit` (e.g. Python's `os._exit`).

@@ -32,6 +32,7 @@ pub mod error;
 pub mod kernel;
 pub mod language;
 pub mod limits;
+pub mod meter;
 pub mod outcome;
 pub mod outputs;
 pub mod paths;

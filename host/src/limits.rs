@@ -8,28 +8,37 @@
 //! | output       | bounded capture pipes ([`crate::capture`]) and the log API        | `output_limit`   |
 //! | wasm stack   | `Config::max_wasm_stack`                                           | `stack_overflow` |
 //!
-//! The kernel APIs' quotas ([`STORAGE`], [`VIZ`], [`DOM`], [`QUANTUM`],
-//! [`MAX_OUTPUTS`], [`MAX_OUTPUTS_BYTES`]) are here too. Crossing one of them
-//! is not a trap: the call fails with a typed, guest-visible error that the
-//! artifact can catch, and the run goes on.
+//! Host work done inside kernel calls is bounded by the same run's limits
+//! (see [`crate::meter`]):
+//!
+//! | host budget  | enforced by                                                        | outcome          |
+//! |--------------|--------------------------------------------------------------------|------------------|
+//! | host fuel    | each kernel call charges its cost model to the run's fuel (call hook) | `out_of_fuel` |
+//! | host time    | long host loops check the run's deadline                           | `timeout`        |
+//! | host memory  | every kernel module reserves the bytes it keeps (`host_memory`)    | typed guest error |
+//! | error record | the guest's error is clipped ([`crate::outcome::ErrorLimits`])      | clipped text     |
+//!
+//! The kernel APIs' quotas are a value, [`Quotas`], carried in the runtime
+//! configuration and handed to each kernel module when a run starts. Crossing
+//! one is not a trap: the call fails with a typed, guest-visible error that
+//! the artifact can catch, and the run goes on.
 //!
 //! Outcomes are classified by the *type* of the error Wasmtime returns
-//! ([`classify`]), never by matching message strings.
+//! ([`crate::outcome::classify`]), never by matching message strings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use wasmtime::{Engine, ResourceLimiter, Trap};
+use wasmtime::{Engine, ResourceLimiter};
 
-use crate::capture::OutputLimitExceeded;
 use crate::error::HostError;
 use crate::kernel::dom::tree::DomLimits;
 use crate::kernel::quantum::sim::QuantumLimits;
 use crate::kernel::storage::store::StorageLimits;
 use crate::kernel::viz::VizLimits;
-use crate::outcome::Status;
+use crate::outcome::ErrorLimits;
 
 /// Per-run limits. `fuel: None` runs on the un-metered engine (epoch deadline only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +54,9 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Maximum number of log records per run.
     pub log_records: usize,
+    /// Host-side bytes the run's kernel calls may keep alive (canvases,
+    /// scenes, the document, logs, outputs, the error record).
+    pub host_memory_bytes: u64,
 }
 
 /// Fuel for roughly one second of guest work on this class of machine.
@@ -72,50 +84,72 @@ pub const MAX_INSTANCES: usize = 64;
 pub const MAX_TABLES: usize = 64;
 pub const MAX_MEMORIES: usize = 8;
 
-/// Per-namespace quotas of `storage` (one namespace per artifact id).
-pub const STORAGE: StorageLimits = StorageLimits {
-    max_key_bytes: 512,
-    max_value_bytes: 1 << 20,
-    max_namespace_bytes: 16 << 20,
-    max_keys: 10_000,
-};
+/// The kernel APIs' quotas: a value carried in the runtime configuration
+/// ([`crate::RuntimeConfig::quotas`]) and handed to each kernel module when a
+/// run starts. Crossing one is a typed, catchable guest error, not a trap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quotas {
+    /// Per-namespace quotas of `storage` (one namespace per artifact id).
+    pub storage: StorageLimits,
+    /// Bounds of `viz`: canvas side, points per chart, drawing operations and
+    /// text per canvas, 3D scene size.
+    pub viz: VizLimits,
+    /// Live canvases per run.
+    pub max_canvases: usize,
+    /// Bounds of the `dom` document of a run.
+    pub dom: DomLimits,
+    /// Live element handles per run (query results create new handles).
+    pub max_element_handles: usize,
+    /// Bounds of the `quantum` simulator.
+    pub quantum: QuantumLimits,
+    /// Outputs (charts, canvases, scenes, diagrams, the document) per run.
+    pub max_outputs: usize,
+    /// Total bytes of a run's outputs.
+    pub max_outputs_bytes: usize,
+    /// Bounds on the error record a guest returns (class, message, frames,
+    /// variables): clipped on the host before anything shows it.
+    pub error: ErrorLimits,
+}
 
-/// Bounds of `viz`: canvas side (the API promises 2000), points per chart,
-/// drawing operations and text per canvas, 3D scene size.
-pub const VIZ: VizLimits = VizLimits {
-    max_canvas_side: 2000,
-    max_points: 200_000,
-    max_ops: 100_000,
-    max_text_bytes: 1 << 20,
-    max_scene_items: 1_000_000,
-    max_json_bytes: 32 << 20,
-    // About 1 s of rasterizing on a 2-core machine (3e8 units per second).
-    max_draw_cost: 300_000_000,
-};
-/// Live canvases per run.
-pub const MAX_CANVASES: usize = 64;
-
-/// Bounds of the `dom` document of a run.
-pub const DOM: DomLimits = DomLimits {
-    max_nodes: 10_000,
-    max_bytes: 4 << 20,
-    max_depth: 64,
-    max_selector_bytes: 1024,
-};
-/// Live element handles per run (query results create new handles).
-pub const MAX_ELEMENT_HANDLES: usize = 100_000;
-
-/// Bounds of the `quantum` simulator: 16 qubits is 65,536 amplitudes (1 MiB).
-pub const QUANTUM: QuantumLimits = QuantumLimits {
-    max_qubits: 16,
-    max_gates: 10_000,
-    max_shots: 1_000_000,
-};
-
-/// Outputs (charts, canvases, scenes, diagrams, the document) per run.
-pub const MAX_OUTPUTS: usize = 256;
-/// Total bytes of a run's outputs.
-pub const MAX_OUTPUTS_BYTES: usize = 64 << 20;
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            storage: StorageLimits {
+                max_key_bytes: 512,
+                max_value_bytes: 1 << 20,
+                max_namespace_bytes: 16 << 20,
+                max_keys: 10_000,
+            },
+            viz: VizLimits {
+                max_canvas_side: 2000,
+                max_points: 200_000,
+                max_ops: 100_000,
+                max_text_bytes: 1 << 20,
+                max_scene_items: 1_000_000,
+                max_json_bytes: 32 << 20,
+                // About 1 s of rasterizing on a 2-core machine (3e8 units per second).
+                max_draw_cost: 300_000_000,
+            },
+            max_canvases: 64,
+            dom: DomLimits {
+                max_nodes: 10_000,
+                max_bytes: 4 << 20,
+                max_depth: 64,
+                max_selector_bytes: 1024,
+            },
+            max_element_handles: 100_000,
+            // 16 qubits is 65,536 amplitudes (1 MiB).
+            quantum: QuantumLimits {
+                max_qubits: 16,
+                max_gates: 10_000,
+                max_shots: 1_000_000,
+            },
+            max_outputs: 256,
+            max_outputs_bytes: 64 << 20,
+            error: ErrorLimits::default(),
+        }
+    }
+}
 
 /// How often the engine's epoch advances: the resolution of the wall-clock limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -132,6 +166,7 @@ pub fn trusted() -> Limits {
         timeout: Duration::from_secs(60),
         output_bytes: 16 << 20,
         log_records: 100_000,
+        host_memory_bytes: 256 << 20,
     }
 }
 
@@ -143,6 +178,7 @@ impl Default for Limits {
             timeout: DEFAULT_TIMEOUT,
             output_bytes: DEFAULT_OUTPUT_BYTES,
             log_records: DEFAULT_LOG_RECORDS,
+            host_memory_bytes: crate::meter::DEFAULT_HOST_MEMORY,
         }
     }
 }
@@ -340,36 +376,6 @@ impl Drop for EpochTicker {
     }
 }
 
-/// How a run that Wasmtime aborted with an error ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Abort {
-    /// A limit or trap, with the outcome status it maps to.
-    Status(Status),
-    /// The guest called `exit` (WASI) with this code.
-    Exit(i32),
-}
-
-/// Classify an error returned by a guest call, by type.
-///
-/// `memory_denied` says whether the memory limiter refused a growth during
-/// the run: a guest that then dies (an allocator abort, an `unreachable`) is
-/// reported as `memory_limit`, not as a generic trap.
-pub fn classify(err: &wasmtime::Error, memory_denied: bool) -> Abort {
-    if err.downcast_ref::<OutputLimitExceeded>().is_some() {
-        return Abort::Status(Status::OutputLimit);
-    }
-    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return Abort::Exit(exit.0);
-    }
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Abort::Status(Status::OutOfFuel),
-        Some(Trap::Interrupt) => Abort::Status(Status::Timeout),
-        Some(Trap::StackOverflow) => Abort::Status(Status::StackOverflow),
-        _ if memory_denied => Abort::Status(Status::MemoryLimit),
-        _ => Abort::Status(Status::Trap),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,36 +430,5 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(l.epoch_ticks(), 200);
-    }
-
-    #[test]
-    fn classification_is_by_type() {
-        let fuel = wasmtime::Error::from(Trap::OutOfFuel);
-        assert_eq!(classify(&fuel, false), Abort::Status(Status::OutOfFuel));
-        let fuel_ctx = wasmtime::Error::from(Trap::OutOfFuel).context("while running");
-        assert_eq!(classify(&fuel_ctx, true), Abort::Status(Status::OutOfFuel));
-        let int = wasmtime::Error::from(Trap::Interrupt);
-        assert_eq!(classify(&int, false), Abort::Status(Status::Timeout));
-        let stack = wasmtime::Error::from(Trap::StackOverflow);
-        assert_eq!(
-            classify(&stack, false),
-            Abort::Status(Status::StackOverflow)
-        );
-        let unreachable = wasmtime::Error::from(Trap::UnreachableCodeReached);
-        assert_eq!(classify(&unreachable, false), Abort::Status(Status::Trap));
-        assert_eq!(
-            classify(&unreachable, true),
-            Abort::Status(Status::MemoryLimit)
-        );
-        // A message that merely *looks* like a fuel trap is not one.
-        let fake = wasmtime::format_err!("all fuel consumed by WebAssembly");
-        assert_eq!(classify(&fake, false), Abort::Status(Status::Trap));
-        let exit = wasmtime::Error::from(wasmtime_wasi::I32Exit(3));
-        assert_eq!(classify(&exit, false), Abort::Exit(3));
-        let out = wasmtime::Error::from(OutputLimitExceeded {
-            stream: "stdout",
-            limit: 10,
-        });
-        assert_eq!(classify(&out, false), Abort::Status(Status::OutputLimit));
     }
 }

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use wasmtime::Trap;
+
 use crate::bindings::interpreter;
+use crate::capture::OutputLimitExceeded;
 use crate::outputs::Output;
 
 /// How a run ended: `ok`, or exactly one kind of failure.
@@ -84,39 +87,140 @@ pub struct Variable {
     pub preview: String,
 }
 
-impl From<interpreter::GuestError> for GuestError {
-    fn from(e: interpreter::GuestError) -> Self {
+/// Bounds on the error record a guest returns. Guest text is data: every
+/// string is clipped (on a character boundary, with a marker) and every
+/// number clamped before the record reaches a terminal, JSON, a report or an
+/// LLM prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLimits {
+    /// Bytes of the exception's message.
+    pub max_message_bytes: usize,
+    /// Bytes of the class name, a function name, a file name.
+    pub max_name_bytes: usize,
+    /// Stack frames kept (the innermost ones, where the error is).
+    pub max_frames: usize,
+    /// Top-level variables kept.
+    pub max_globals: usize,
+    /// Bytes of one variable's preview.
+    pub max_preview_bytes: usize,
+    /// Largest line or column number believed; larger ones become `None`/clamped.
+    pub max_position: u32,
+}
+
+impl Default for ErrorLimits {
+    fn default() -> Self {
+        ErrorLimits {
+            max_message_bytes: 4096,
+            max_name_bytes: 256,
+            max_frames: 64,
+            max_globals: 64,
+            max_preview_bytes: 512,
+            max_position: 10_000_000,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with a marker
+/// saying how much was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes]", &text[..end], text.len() - end)
+}
+
+impl GuestError {
+    /// The guest's record, with every field clipped to `limits`.
+    pub fn from_guest(e: interpreter::GuestError, limits: &ErrorLimits) -> Self {
+        let name = |s: String| clip(&s, limits.max_name_bytes);
+        let pos = |p: Option<u32>| p.filter(|&n| n <= limits.max_position);
+        // Keep the innermost frames: the list is outermost first.
+        let skip = e.stack.len().saturating_sub(limits.max_frames);
         GuestError {
             kind: match e.kind {
                 interpreter::ErrorKind::Syntax => ErrorKind::Syntax,
                 interpreter::ErrorKind::Runtime => ErrorKind::Runtime,
                 interpreter::ErrorKind::Exit => ErrorKind::Exit,
             },
-            class: e.class,
-            message: e.message,
-            line: e.line,
-            column: e.column,
+            class: name(e.class),
+            message: clip(&e.message, limits.max_message_bytes),
+            line: pos(e.line),
+            column: pos(e.column),
             stack: e
                 .stack
                 .into_iter()
+                .skip(skip)
                 .map(|f| Frame {
-                    function: f.function,
-                    file: f.file,
-                    line: f.line,
-                    column: f.column,
+                    function: name(f.function),
+                    file: name(f.file),
+                    line: f.line.min(limits.max_position),
+                    column: f.column.min(limits.max_position),
                 })
                 .collect(),
             exit_code: e.exit_code,
             globals: e
                 .globals
                 .into_iter()
+                .take(limits.max_globals)
                 .map(|v| Variable {
-                    name: v.name,
-                    type_name: v.type_name,
-                    preview: v.preview,
+                    name: name(v.name),
+                    type_name: name(v.type_name),
+                    preview: clip(&v.preview, limits.max_preview_bytes),
                 })
                 .collect(),
         }
+    }
+
+    /// Host bytes this record holds (charged to the run's host memory).
+    pub fn host_bytes(&self) -> usize {
+        self.class.len()
+            + self.message.len()
+            + self
+                .stack
+                .iter()
+                .map(|f| f.function.len() + f.file.len() + 16)
+                .sum::<usize>()
+            + self
+                .globals
+                .iter()
+                .map(|v| v.name.len() + v.type_name.len() + v.preview.len())
+                .sum::<usize>()
+    }
+}
+
+/// How a run that Wasmtime aborted with an error ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// A limit or trap, with the outcome status it maps to.
+    Status(Status),
+    /// The guest called `exit` (WASI) with this code.
+    Exit(i32),
+}
+
+/// Classify an error returned by a guest call, by type, never by message.
+///
+/// `memory_denied` says whether the memory limiter refused a growth during
+/// the run: a guest that then dies (an allocator abort, an `unreachable`) is
+/// reported as `memory_limit`, not as a generic trap. Host work that ran out
+/// of fuel or time ([`crate::meter::HostLimit`]) raises the same
+/// `Trap::OutOfFuel` / `Trap::Interrupt` as the guest's own code.
+pub fn classify(err: &wasmtime::Error, memory_denied: bool) -> Abort {
+    if err.downcast_ref::<OutputLimitExceeded>().is_some() {
+        return Abort::Status(Status::OutputLimit);
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Abort::Exit(exit.0);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Abort::Status(Status::OutOfFuel),
+        Some(Trap::Interrupt) => Abort::Status(Status::Timeout),
+        Some(Trap::StackOverflow) => Abort::Status(Status::StackOverflow),
+        _ if memory_denied => Abort::Status(Status::MemoryLimit),
+        _ => Abort::Status(Status::Trap),
     }
 }
 
@@ -203,5 +307,79 @@ impl Outcome {
             (_, _, Some(t)) => format!("trap: {}", t.message),
             (s, ..) => s.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_is_by_type() {
+        let fuel = wasmtime::Error::from(Trap::OutOfFuel);
+        assert_eq!(classify(&fuel, false), Abort::Status(Status::OutOfFuel));
+        let fuel_ctx = wasmtime::Error::from(Trap::OutOfFuel).context("while running");
+        assert_eq!(classify(&fuel_ctx, true), Abort::Status(Status::OutOfFuel));
+        let int = wasmtime::Error::from(Trap::Interrupt);
+        assert_eq!(classify(&int, false), Abort::Status(Status::Timeout));
+        let stack = wasmtime::Error::from(Trap::StackOverflow);
+        assert_eq!(
+            classify(&stack, false),
+            Abort::Status(Status::StackOverflow)
+        );
+        let unreachable = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        assert_eq!(classify(&unreachable, false), Abort::Status(Status::Trap));
+        assert_eq!(
+            classify(&unreachable, true),
+            Abort::Status(Status::MemoryLimit)
+        );
+        // A message that merely *looks* like a fuel trap is not one.
+        let fake = wasmtime::format_err!("all fuel consumed by WebAssembly");
+        assert_eq!(classify(&fake, false), Abort::Status(Status::Trap));
+        let exit = wasmtime::Error::from(wasmtime_wasi::I32Exit(3));
+        assert_eq!(classify(&exit, false), Abort::Exit(3));
+        let out = wasmtime::Error::from(OutputLimitExceeded {
+            stream: "stdout",
+            limit: 10,
+        });
+        assert_eq!(classify(&out, false), Abort::Status(Status::OutputLimit));
+    }
+
+    #[test]
+    fn guest_errors_are_clipped() {
+        let huge = "x".repeat(1 << 20);
+        let e = interpreter::GuestError {
+            kind: interpreter::ErrorKind::Runtime,
+            class: huge.clone(),
+            message: format!("é{huge}"),
+            line: Some(u32::MAX),
+            column: Some(3),
+            stack: (0..10_000)
+                .map(|i| interpreter::Frame {
+                    function: huge.clone(),
+                    file: "a.js".into(),
+                    line: i,
+                    column: u32::MAX,
+                })
+                .collect(),
+            exit_code: None,
+            globals: Vec::new(),
+        };
+        let l = ErrorLimits::default();
+        let g = GuestError::from_guest(e, &l);
+        assert!(g.class.len() < l.max_name_bytes + 32);
+        assert!(g.message.len() < l.max_message_bytes + 32);
+        assert!(g.message.starts_with('é'));
+        assert_eq!((g.line, g.column), (None, Some(3)));
+        assert_eq!(g.stack.len(), l.max_frames);
+        assert_eq!(g.stack.last().map(|f| f.line), Some(9_999));
+        assert!(g.stack.iter().all(|f| f.column == l.max_position));
+        assert!(g.host_bytes() < 64 << 10);
+    }
+
+    #[test]
+    fn clip_keeps_characters_whole() {
+        assert_eq!(clip("héllo", 2), "h… [4 more bytes]");
+        assert_eq!(clip("short", 10), "short");
     }
 }

@@ -35,6 +35,7 @@ pub async fn preinit(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     let linker = crate::engine::linker(&engine)?;
     let limits = Limits {
         fuel: None,
+        timeout: std::time::Duration::from_secs(3600),
         ..Limits::default()
     };
     let mut store = Store::new(
@@ -42,6 +43,7 @@ pub async fn preinit(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
         HostState::new(
             "preinit",
             &limits,
+            &crate::limits::Quotas::default(),
             None,
             std::sync::Arc::new(StorageService::unavailable(
                 "storage is not available while a snapshot is built",

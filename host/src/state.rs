@@ -12,13 +12,25 @@ use crate::kernel::process::ProcessCtx;
 use crate::kernel::quantum::QuantumCtx;
 use crate::kernel::storage::{StorageCtx, StorageService};
 use crate::kernel::viz::VizCtx;
-use crate::limits::{self, Limits, MemoryLimiter};
+use crate::limits::{Limits, MemoryLimiter, Quotas};
+use crate::meter::Meter;
+use crate::outcome::ErrorLimits;
 use crate::outputs::Outputs;
 
+/// Everything one run's store holds: the WASI context (no capabilities), the
+/// resource table, the limiter, the meter of host work and one context per
+/// kernel API.
 pub struct HostState {
+    /// WASI with no preopens, environment or network.
     pub wasi: WasiCtx,
+    /// Guest resources (canvases, elements, WASI streams).
     pub table: ResourceTable,
+    /// Linear memory and table limits.
     pub limiter: MemoryLimiter,
+    /// Accounting of host work (fuel, deadline, host memory).
+    pub meter: Meter,
+    /// Bounds on the guest's error record.
+    pub error_limits: ErrorLimits,
     pub stdout: CapturePipe,
     pub stderr: CapturePipe,
     pub log: LogCtx,
@@ -40,6 +52,7 @@ impl HostState {
     pub fn new(
         artifact: &str,
         limits: &Limits,
+        quotas: &Quotas,
         seed: Option<u64>,
         storage: Arc<StorageService>,
     ) -> Self {
@@ -62,15 +75,22 @@ impl HostState {
             wasi: b.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
+            meter: Meter::new(
+                std::time::Instant::now(),
+                limits.timeout,
+                limits.fuel,
+                limits.host_memory_bytes,
+            ),
+            error_limits: quotas.error.clone(),
             stdout,
             stderr,
             log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
             process: ProcessCtx,
             storage: StorageCtx::new(artifact, storage),
-            viz: VizCtx::default(),
-            dom: DomCtx::default(),
-            quantum: QuantumCtx::new(seed),
-            outputs: Outputs::new(limits::MAX_OUTPUTS, limits::MAX_OUTPUTS_BYTES),
+            viz: VizCtx::new(quotas.viz.clone(), quotas.max_canvases),
+            dom: DomCtx::new(quotas.dom.clone(), quotas.max_element_handles),
+            quantum: QuantumCtx::new(seed, quotas.quantum.clone()),
+            outputs: Outputs::new(quotas.max_outputs, quotas.max_outputs_bytes),
         }
     }
 }

@@ -26,6 +26,7 @@ impl Scratch {
             cache_dir: dir.path().join("cache"),
             system_volume: test_config().system_volume,
             data_dir: dir.path().join("data"),
+            quotas: Default::default(),
         };
         Scratch { _dir: dir, config }
     }

@@ -269,7 +269,7 @@ fn sigkill_during_a_burst_of_writes_loses_nothing_committed() {
     let mut seen = 0;
     while Instant::now() < deadline {
         if db.exists()
-            && let Ok(s) = Store::open(&db, llmos::limits::STORAGE)
+            && let Ok(s) = Store::open(&db, llmos::limits::Quotas::default().storage)
             && let Ok(u) = s.usage("burst")
         {
             seen = u.keys;
@@ -283,7 +283,8 @@ fn sigkill_during_a_burst_of_writes_loses_nothing_committed() {
     let _ = child.wait();
     assert!(seen >= 300, "the child committed only {seen} keys in 60 s");
 
-    let store = Store::open(&db, llmos::limits::STORAGE).expect("database opens after the kill");
+    let store = Store::open(&db, llmos::limits::Quotas::default().storage)
+        .expect("database opens after the kill");
     let keys = store.keys("burst", "").expect("keys");
     let n = keys.len() as u64;
     assert!(

@@ -119,6 +119,7 @@ impl RunArgs {
             timeout: asked.timeout.min(base.timeout),
             output_bytes: asked.output_bytes.min(base.output_bytes),
             log_records: asked.log_records.min(base.log_records),
+            host_memory_bytes: asked.host_memory_bytes.min(base.host_memory_bytes),
         };
         l.validate()?;
         Ok(l)

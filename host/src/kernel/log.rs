@@ -4,12 +4,22 @@
 //! and forwarded to `tracing` under the target `llmos::artifact` with the
 //! artifact id. Both the number of records and their total bytes are bounded:
 //! the record that crosses either bound ends the run with `output_limit`.
+//! A record's size counts what the host keeps for it: its text plus a fixed
+//! overhead per record and per field ([`RECORD_OVERHEAD`], [`FIELD_OVERHEAD`]),
+//! so a flood of empty fields is as bounded as a flood of text. The same
+//! bytes are reserved from the run's host-memory budget.
 
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::log::{self, Field, Level};
 use crate::capture::OutputLimitExceeded;
+use crate::meter::Meter;
 use crate::outcome::{LogLevel, LogRecord};
+
+/// Host bytes counted for each record beyond its text.
+pub const RECORD_OVERHEAD: usize = 64;
+/// Host bytes counted for each field beyond its key and value.
+pub const FIELD_OVERHEAD: usize = 48;
 
 /// Per-run state of the log API.
 #[derive(Debug)]
@@ -46,14 +56,16 @@ impl LogCtx {
         self.truncated
     }
 
-    fn push(&mut self, record: LogRecord) -> Result<(), OutputLimitExceeded> {
-        let size = record.message.len()
+    fn push(&mut self, record: LogRecord, meter: &mut Meter) -> Result<(), OutputLimitExceeded> {
+        let size = RECORD_OVERHEAD
+            + record.message.len()
             + record
                 .fields
                 .iter()
-                .map(|(k, v)| k.len() + v.len())
+                .map(|(k, v)| FIELD_OVERHEAD + k.len() + v.len())
                 .sum::<usize>();
         if self.truncated
+            || meter.reserve(size as u64).is_err()
             || self.records.len() >= self.max_records
             || self.bytes.saturating_add(size) > self.max_bytes
         {
@@ -93,7 +105,15 @@ impl LogCtx {
     }
 }
 
-impl log::Host for LogCtx {
+/// What the log API touches: its context and the run's meter.
+pub struct LogView<'a> {
+    /// The run's log records.
+    pub ctx: &'a mut LogCtx,
+    /// The run's accounting of host work.
+    pub meter: &'a mut Meter,
+}
+
+impl log::Host for LogView<'_> {
     fn write(&mut self, level: Level, message: String, fields: Vec<Field>) -> wasmtime::Result<()> {
         let level = match level {
             Level::Debug => LogLevel::Debug,
@@ -102,11 +122,14 @@ impl log::Host for LogCtx {
             Level::Error => LogLevel::Error,
         };
         let fields = fields.into_iter().map(|f| (f.key, f.value)).collect();
-        self.push(LogRecord {
-            level,
-            message,
-            fields,
-        })?;
+        self.ctx.push(
+            LogRecord {
+                level,
+                message,
+                fields,
+            },
+            self.meter,
+        )?;
         Ok(())
     }
 }
@@ -114,13 +137,13 @@ impl log::Host for LogCtx {
 struct HasLog;
 
 impl HasData for HasLog {
-    type Data<'a> = &'a mut LogCtx;
+    type Data<'a> = LogView<'a>;
 }
 
 /// Add `llmos:kernel/log` to `linker`, reaching the context through `get`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut LogCtx,
+    get: fn(&mut T) -> LogView<'_>,
 ) -> wasmtime::Result<()> {
     log::add_to_linker::<T, HasLog>(linker, get)
 }
@@ -132,7 +155,12 @@ mod tests {
 
     #[test]
     fn bounded_by_count_and_bytes() {
-        let mut ctx = LogCtx::new("t", 2, 1000);
+        let mut log = LogCtx::new("t", 2, 1000);
+        let mut meter = Meter::unlimited();
+        let mut ctx = LogView {
+            ctx: &mut log,
+            meter: &mut meter,
+        };
         assert!(ctx.write(Level::Info, "a".into(), vec![]).is_ok());
         assert!(
             ctx.write(
@@ -147,11 +175,33 @@ mod tests {
         );
         let err = ctx.write(Level::Info, "c".into(), vec![]);
         assert!(err.is_err_and(|e| e.downcast_ref::<OutputLimitExceeded>().is_some()));
-        assert!(ctx.truncated());
-        assert_eq!(ctx.records().len(), 3); // two records and the marker
+        assert!(log.truncated());
+        assert_eq!(log.records().len(), 3); // two records and the marker
 
-        let mut ctx = LogCtx::new("t", 100, 8);
+        let mut log = LogCtx::new("t", 100, RECORD_OVERHEAD + 8);
+        let mut ctx = LogView {
+            ctx: &mut log,
+            meter: &mut meter,
+        };
         assert!(ctx.write(Level::Info, "12345".into(), vec![]).is_ok());
         assert!(ctx.write(Level::Info, "12345".into(), vec![]).is_err());
+    }
+
+    #[test]
+    fn empty_fields_are_not_free() {
+        let mut log = LogCtx::new("t", 1_000_000, 1 << 20);
+        let mut meter = Meter::unlimited();
+        let mut ctx = LogView {
+            ctx: &mut log,
+            meter: &mut meter,
+        };
+        let fields: Vec<Field> = (0..100_000)
+            .map(|_| Field {
+                key: String::new(),
+                value: String::new(),
+            })
+            .collect();
+        assert!(ctx.write(Level::Info, String::new(), fields).is_err());
+        assert!(log.truncated());
     }
 }

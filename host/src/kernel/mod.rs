@@ -19,21 +19,30 @@ use crate::state::HostState;
 
 /// Add every kernel API to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    log::add_to_linker(linker, |s| &mut s.log)?;
+    log::add_to_linker(linker, |s| log::LogView {
+        ctx: &mut s.log,
+        meter: &mut s.meter,
+    })?;
     process::add_to_linker(linker, |s| &mut s.process)?;
-    storage::add_to_linker(linker, |s| &mut s.storage)?;
+    storage::add_to_linker(linker, |s| storage::StorageView {
+        ctx: &mut s.storage,
+        meter: &mut s.meter,
+    })?;
     viz::add_to_linker(linker, |s| viz::VizView {
         ctx: &mut s.viz,
         table: &mut s.table,
         outputs: &mut s.outputs,
+        meter: &mut s.meter,
     })?;
     dom::add_to_linker(linker, |s| dom::DomView {
         ctx: &mut s.dom,
         table: &mut s.table,
+        meter: &mut s.meter,
     })?;
     quantum::add_to_linker(linker, |s| quantum::QuantumView {
         ctx: &mut s.quantum,
         outputs: &mut s.outputs,
+        meter: &mut s.meter,
     })?;
     Ok(())
 }

@@ -12,25 +12,39 @@ pub mod tree;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::bindings::dom::{self as wit, DomError, ErrorCode};
-use crate::limits;
+use crate::meter::Meter;
 use crate::outputs::{MIME_HTML, OutputKind, Outputs, OutputsFull};
-use tree::{Document, NodeId};
+use tree::{Document, DomLimits, NodeId};
 
 /// What a guest `element` handle refers to.
 #[derive(Debug, Clone, Copy)]
 pub struct ElementHandle(NodeId);
 
 /// Per-run state of the dom API: the document, created on first use.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DomCtx {
+    limits: DomLimits,
+    max_handles: usize,
     doc: Option<Document>,
-    /// Live element handles (bounded by [`limits::MAX_ELEMENT_HANDLES`]).
+    /// Live element handles (bounded by `max_handles`).
     handles: usize,
 }
 
 impl DomCtx {
+    /// A run's dom state under these quotas (the document is created on first use).
+    pub fn new(limits: DomLimits, max_handles: usize) -> Self {
+        DomCtx {
+            limits,
+            max_handles,
+            doc: None,
+            handles: 0,
+        }
+    }
+
     fn doc(&mut self) -> &mut Document {
-        self.doc.get_or_insert_with(|| Document::new(limits::DOM))
+        let limits = &self.limits;
+        self.doc
+            .get_or_insert_with(|| Document::new(limits.clone()))
     }
 
     /// Serialize a non-empty document as the run's last output.
@@ -62,6 +76,7 @@ impl DomCtx {
 pub struct DomView<'a> {
     pub ctx: &'a mut DomCtx,
     pub table: &'a mut ResourceTable,
+    pub meter: &'a mut Meter,
 }
 
 fn guest_error(e: tree::DomError) -> DomError {
@@ -86,13 +101,12 @@ impl DomView<'_> {
         &mut self,
         node: NodeId,
     ) -> wasmtime::Result<Result<Resource<ElementHandle>, DomError>> {
-        if self.ctx.handles >= limits::MAX_ELEMENT_HANDLES {
+        if self.ctx.handles >= self.ctx.max_handles {
             return Ok(Err(DomError {
                 code: ErrorCode::TooLarge,
                 message: format!(
                     "{} element handles are alive: at most {} may exist at once in a run",
-                    self.ctx.handles,
-                    limits::MAX_ELEMENT_HANDLES
+                    self.ctx.handles, self.ctx.max_handles
                 ),
             }));
         }

@@ -13,23 +13,24 @@ use rand::{Rng, SeedableRng};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::quantum::{self as wit, ErrorCode, QuantumError};
-use crate::limits;
+use crate::meter::Meter;
 use crate::outputs::{MIME_SVG, OutputKind, Outputs};
 
 /// Per-run state of the quantum API.
 #[derive(Debug)]
 pub struct QuantumCtx {
     rng: rand::rngs::StdRng,
+    limits: sim::QuantumLimits,
 }
 
 impl QuantumCtx {
     /// `seed`: the run's seed, if any.
-    pub fn new(seed: Option<u64>) -> Self {
+    pub fn new(seed: Option<u64>, limits: sim::QuantumLimits) -> Self {
         let rng = match seed {
             Some(s) => rand::rngs::StdRng::seed_from_u64(s ^ 0x71_75_61_6e_74_75_6d),
             None => rand::rngs::StdRng::seed_from_u64(rand::random()),
         };
-        QuantumCtx { rng }
+        QuantumCtx { rng, limits }
     }
 }
 
@@ -37,6 +38,7 @@ impl QuantumCtx {
 pub struct QuantumView<'a> {
     pub ctx: &'a mut QuantumCtx,
     pub outputs: &'a mut Outputs,
+    pub meter: &'a mut Meter,
 }
 
 fn circuit(c: wit::Circuit) -> sim::Circuit {
@@ -89,7 +91,7 @@ impl wit::Host for QuantumView<'_> {
         seed: Option<u64>,
     ) -> wasmtime::Result<Result<wit::Simulation, QuantumError>> {
         let seed = seed.unwrap_or_else(|| self.ctx.rng.next_u64());
-        let r = sim::simulate(&circuit(c), shots, seed, &limits::QUANTUM)
+        let r = sim::simulate(&circuit(c), shots, seed, &self.ctx.limits)
             .map(|s| wit::Simulation {
                 amplitudes: s
                     .amplitudes
@@ -105,7 +107,7 @@ impl wit::Host for QuantumView<'_> {
 
     fn draw(&mut self, c: wit::Circuit) -> wasmtime::Result<Result<u32, QuantumError>> {
         let c = circuit(c);
-        let svg = match draw::draw_svg(&c, &limits::QUANTUM) {
+        let svg = match draw::draw_svg(&c, &self.ctx.limits) {
             Ok(s) => s,
             Err(e) => return Ok(Err(guest_error(e))),
         };

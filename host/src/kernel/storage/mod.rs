@@ -16,21 +16,23 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::storage::{self, ErrorCode, StorageError};
-use crate::limits;
-use store::{Store, StoreError};
+use crate::meter::Meter;
+use store::{StorageLimits, Store, StoreError};
 
 /// The process-wide storage service: where the database lives, opened on
 /// first use.
 #[derive(Debug)]
 pub struct StorageService {
     path: PathBuf,
+    limits: StorageLimits,
     store: OnceLock<Result<Arc<Store>, StoreError>>,
 }
 
 impl StorageService {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub fn new(path: impl Into<PathBuf>, limits: StorageLimits) -> Self {
         StorageService {
             path: path.into(),
+            limits,
             store: OnceLock::new(),
         }
     }
@@ -42,6 +44,13 @@ impl StorageService {
         let _ = store.set(Err(StoreError::Unavailable(reason.to_string())));
         StorageService {
             path: PathBuf::new(),
+            // Never consulted: no database is ever opened.
+            limits: StorageLimits {
+                max_key_bytes: 0,
+                max_value_bytes: 0,
+                max_namespace_bytes: 0,
+                max_keys: 0,
+            },
             store,
         }
     }
@@ -55,7 +64,7 @@ impl StorageService {
     pub fn store(&self) -> Result<&Arc<Store>, StoreError> {
         self.store
             .get_or_init(|| {
-                let r = Store::open(&self.path, limits::STORAGE).map(Arc::new);
+                let r = Store::open(&self.path, self.limits).map(Arc::new);
                 if let Err(e) = &r {
                     tracing::warn!(path = %self.path.display(), error = %e, "storage unavailable");
                 }
@@ -107,38 +116,46 @@ fn guest_error(e: StoreError) -> StorageError {
     }
 }
 
-impl storage::Host for StorageCtx {
+/// What the storage API touches: its context and the run's meter.
+pub struct StorageView<'a> {
+    /// The run's namespace and the shared database.
+    pub ctx: &'a mut StorageCtx,
+    /// The run's accounting of host work.
+    pub meter: &'a mut Meter,
+}
+
+impl storage::Host for StorageView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StorageError>> {
-        self.with(|s, ns| s.get(ns, &key))
+        self.ctx.with(|s, ns| s.get(ns, &key))
     }
 
     fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), StorageError>> {
-        self.with(|s, ns| s.set(ns, &key, &value))
+        self.ctx.with(|s, ns| s.set(ns, &key, &value))
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StorageError>> {
-        self.with(|s, ns| s.delete(ns, &key))
+        self.ctx.with(|s, ns| s.delete(ns, &key))
     }
 
     fn keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
-        self.with(|s, ns| s.keys(ns, &prefix))
+        self.ctx.with(|s, ns| s.keys(ns, &prefix))
     }
 
     fn clear(&mut self) -> wasmtime::Result<Result<u32, StorageError>> {
-        self.with(|s, ns| s.clear(ns))
+        self.ctx.with(|s, ns| s.clear(ns))
     }
 }
 
 struct HasStorage;
 
 impl HasData for HasStorage {
-    type Data<'a> = &'a mut StorageCtx;
+    type Data<'a> = StorageView<'a>;
 }
 
 /// Add `llmos:kernel/storage` to `linker`, reaching the context through `get`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut StorageCtx,
+    get: fn(&mut T) -> StorageView<'_>,
 ) -> wasmtime::Result<()> {
     storage::add_to_linker::<T, HasStorage>(linker, get)
 }

@@ -20,15 +20,28 @@ pub use types::{Rendered, VizError as EngineError, VizLimits};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::bindings::viz::{self as wit, ErrorCode, Paint, Point, VizError};
-use crate::limits;
+use crate::meter::Meter;
 use crate::outputs::{MIME_PNG, MIME_SCENE, MIME_SVG, OutputKind, Outputs};
 use canvas::Canvas;
 
 /// Per-run state of the viz API.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VizCtx {
-    /// Canvases created this run (bounded by [`limits::MAX_CANVASES`]).
+    limits: VizLimits,
+    max_canvases: usize,
+    /// Canvases alive in this run (bounded by `max_canvases`).
     canvases: usize,
+}
+
+impl VizCtx {
+    /// A run's viz state under these quotas.
+    pub fn new(limits: VizLimits, max_canvases: usize) -> Self {
+        VizCtx {
+            limits,
+            max_canvases,
+            canvases: 0,
+        }
+    }
 }
 
 /// What the viz API touches: its context, the run's resource table (canvas
@@ -37,6 +50,7 @@ pub struct VizView<'a> {
     pub ctx: &'a mut VizCtx,
     pub table: &'a mut ResourceTable,
     pub outputs: &'a mut Outputs,
+    pub meter: &'a mut Meter,
 }
 
 fn guest_error(e: EngineError) -> VizError {
@@ -188,13 +202,13 @@ impl wit::HostCanvas for VizView<'_> {
 
 impl wit::Host for VizView<'_> {
     fn plot(&mut self, data: String, options: String) -> wasmtime::Result<Result<u32, VizError>> {
-        Ok(chart::plot(&data, &options, &limits::VIZ)
+        Ok(chart::plot(&data, &options, &self.ctx.limits)
             .map_err(guest_error)
             .and_then(|r| self.picture(OutputKind::Plot, r)))
     }
 
     fn render3d(&mut self, scene: String) -> wasmtime::Result<Result<u32, VizError>> {
-        Ok(scene::validate_scene(&scene, &limits::VIZ)
+        Ok(scene::validate_scene(&scene, &self.ctx.limits)
             .map_err(guest_error)
             .and_then(|(json, summary)| {
                 self.outputs
@@ -212,14 +226,13 @@ impl wit::Host for VizView<'_> {
         width: u32,
         height: u32,
     ) -> wasmtime::Result<Result<Resource<Canvas>, VizError>> {
-        if self.ctx.canvases >= limits::MAX_CANVASES {
+        if self.ctx.canvases >= self.ctx.max_canvases {
             return Ok(Err(too_large(format!(
                 "{} canvases are open: at most {} may exist at once in a run",
-                self.ctx.canvases,
-                limits::MAX_CANVASES
+                self.ctx.canvases, self.ctx.max_canvases
             ))));
         }
-        let canvas = match Canvas::new(width, height, &limits::VIZ) {
+        let canvas = match Canvas::new(width, height, &self.ctx.limits) {
             Ok(c) => c,
             Err(e) => return Ok(Err(guest_error(e))),
         };
