@@ -99,6 +99,9 @@ run: build
 
 test: build
 	cargo test --release --locked --workspace
+	@echo; echo "\$$ cargo run --example embed   # llmos embedded in another Rust program"
+	LLMOS_DATA_DIR=$(ROOT)/target/example-data LLMOS_CACHE_DIR=$(ROOT)/target/test-cache \
+	  cargo run --release --locked -p llmos --example embed
 
 bench: build
 	cargo bench --locked -p llmos-tests --bench kernel

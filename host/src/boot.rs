@@ -7,14 +7,19 @@
 //! 3. **loading kernel runtime**: the engine, and each language's component
 //!    deserialized from the precompiled cache (or compiled, with progress,
 //!    on first boot or after an upgrade), languages in parallel;
-//! 4. **initialising Python environment**: a first Python instance created
-//!    and checked;
-//! 5. **loading standard library**: the JavaScript and Python standard
-//!    libraries and init scripts (in the components' snapshots) checked;
+//! 4. **initialising language environments**: a first instance of each
+//!    language created and checked (the manifest's `check.instance`);
+//! 5. **loading standard library**: each language's kernel standard library
+//!    and init scripts (in the components' snapshots) checked
+//!    (`check.stdlib`);
 //! 6. **system ready**.
 //!
 //! Stages 4 and 5 do not depend on each other and run concurrently, as do
 //! the language loads of stage 3. Nothing waits for anything but real work.
+//!
+//! Boot is an `async fn` that can be awaited inside any tokio application:
+//! blocking work (verifying the volume, compiling or deserializing
+//! components) runs on tokio's blocking threads, never on an async worker.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,27 +29,36 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
 use crate::error::HostError;
+use crate::facade::Llmos;
+use crate::limits::Quotas;
 use crate::volume::{SystemVolume, USER_ARTIFACTS};
 
 /// A boot stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// The config file and the data directories.
     System,
+    /// The system volume verified, the user volume created.
     Volumes,
+    /// Engines and language components loaded.
     Runtime,
-    Python,
+    /// A first instance of each language checked.
+    Languages,
+    /// Each language's kernel standard library checked.
     Stdlib,
+    /// Done.
     Ready,
 }
 
 impl Stage {
+    /// What the boot screen shows for the stage.
     pub fn title(self) -> &'static str {
         match self {
             Stage::System => "initialising system",
             Stage::Volumes => "mounting volumes",
             Stage::Runtime => "loading kernel runtime",
-            Stage::Python => "initialising Python environment",
+            Stage::Languages => "initialising language environments",
             Stage::Stdlib => "loading standard library",
             Stage::Ready => "system ready",
         }
@@ -54,23 +68,20 @@ impl Stage {
 /// Something that happened during boot.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[allow(missing_docs)] // the fields are named for what they are
 pub enum BootEvent {
-    Started {
-        stage: Stage,
-    },
-    Progress {
-        stage: Stage,
-        detail: String,
-    },
+    /// A stage began.
+    Started { stage: Stage },
+    /// Something happened inside a stage (e.g. a component compiling).
+    Progress { stage: Stage, detail: String },
+    /// A stage finished after `ms` milliseconds.
     Done {
         stage: Stage,
         ms: f64,
         detail: String,
     },
-    Failed {
-        stage: Stage,
-        error: String,
-    },
+    /// A stage failed; boot stops.
+    Failed { stage: Stage, error: String },
 }
 
 /// Receives the runtime's own events (component compilation progress).
@@ -87,33 +98,43 @@ pub struct BootOptions {
     pub languages: Option<Vec<String>>,
     /// Also load the un-metered engine (for trusted artifacts).
     pub trusted_engine: bool,
-    /// Run the Python and standard-library checks (stages 4 and 5).
+    /// Run each language's checks (stages 4 and 5).
     pub checks: bool,
+    /// Locations chosen by the embedder: each wins over its environment
+    /// variable, the config file and the default.
+    pub components_dir: Option<PathBuf>,
+    /// See `components_dir`.
+    pub system_volume: Option<PathBuf>,
+    /// See `components_dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// See `components_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// The kernel APIs' quotas (default [`Quotas::default`]).
+    pub quotas: Option<Quotas>,
 }
 
-/// A booted kernel.
-pub struct Kernel {
+/// A receiver of boot events.
+pub type BootSink<'a> = &'a (dyn Fn(&BootEvent) + Send + Sync);
+
+/// What boot produced: the parts the facade is made of.
+pub(crate) struct Booted {
     pub config: Config,
     pub runtime: Runtime,
     pub system: SystemVolume,
     pub data_dir: PathBuf,
-    /// (stage, milliseconds, detail) in order.
     pub stages: Vec<(Stage, f64, String)>,
     pub boot_ms: f64,
 }
 
-type Sink<'a> = &'a (dyn Fn(&BootEvent) + Send + Sync);
-
-fn stage<T>(
-    on: Sink<'_>,
+fn finished(
+    on: BootSink<'_>,
     stages: &mut Vec<(Stage, f64, String)>,
     s: Stage,
-    f: impl FnOnce() -> Result<(T, String), HostError>,
-) -> Result<T, HostError> {
-    on(&BootEvent::Started { stage: s });
-    let t = Instant::now();
-    match f() {
-        Ok((v, detail)) => {
+    t: Instant,
+    r: Result<String, HostError>,
+) -> Result<(), HostError> {
+    match r {
+        Ok(detail) => {
             let ms = t.elapsed().as_secs_f64() * 1e3;
             on(&BootEvent::Done {
                 stage: s,
@@ -121,15 +142,26 @@ fn stage<T>(
                 detail: detail.clone(),
             });
             stages.push((s, ms, detail));
-            Ok(v)
+            Ok(())
         }
         Err(e) => {
-            on(&BootEvent::Failed {
-                stage: s,
-                error: e.to_string(),
-            });
+            failed(on, s, &e);
             Err(e)
         }
+    }
+}
+
+fn failed(on: BootSink<'_>, s: Stage, e: &HostError) {
+    on(&BootEvent::Failed {
+        stage: s,
+        error: e.to_string(),
+    });
+}
+
+fn thread_failed(what: &'static str, e: tokio::task::JoinError) -> HostError {
+    HostError::System {
+        what,
+        source: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -139,228 +171,311 @@ fn env_path(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-impl Kernel {
-    /// Boot, reporting each stage to `on_event`.
-    pub fn boot(opts: &BootOptions, on_event: Sink<'_>) -> Result<Kernel, HostError> {
-        let start = Instant::now();
-        let mut stages = Vec::new();
+/// Where the runtime finds its pieces: the boot options, then the
+/// environment, then the config file, then built-in defaults.
+fn runtime_config(opts: &BootOptions, config: &Config) -> RuntimeConfig {
+    let defaults = RuntimeConfig::default();
+    RuntimeConfig {
+        components_dir: opts
+            .components_dir
+            .clone()
+            .or_else(|| env_path("LLMOS_COMPONENTS"))
+            .or_else(|| config.volumes.components.clone())
+            .unwrap_or(defaults.components_dir),
+        system_volume: opts
+            .system_volume
+            .clone()
+            .or_else(|| env_path("LLMOS_SYSTEM_VOLUME"))
+            .or_else(|| config.volumes.system.clone())
+            .unwrap_or(defaults.system_volume),
+        cache_dir: opts
+            .cache_dir
+            .clone()
+            .or_else(|| env_path("LLMOS_CACHE_DIR"))
+            .or_else(|| config.volumes.cache.clone())
+            .unwrap_or(defaults.cache_dir),
+        data_dir: opts
+            .data_dir
+            .clone()
+            .or_else(|| env_path("LLMOS_DATA_DIR"))
+            .or_else(|| config.data_dir.clone())
+            .unwrap_or(defaults.data_dir),
+        quotas: opts.quotas.clone().unwrap_or(defaults.quotas),
+    }
+}
 
-        let (config, rc) = stage(on_event, &mut stages, Stage::System, || {
-            let config = Config::load(opts.config.as_deref())?;
-            let defaults = RuntimeConfig::default();
-            // Environment, then the config file, then built-in defaults.
-            let rc = RuntimeConfig {
-                components_dir: env_path("LLMOS_COMPONENTS")
-                    .or_else(|| config.volumes.components.clone())
-                    .unwrap_or(defaults.components_dir),
-                system_volume: env_path("LLMOS_SYSTEM_VOLUME")
-                    .or_else(|| config.volumes.system.clone())
-                    .unwrap_or(defaults.system_volume),
-                cache_dir: env_path("LLMOS_CACHE_DIR")
-                    .or_else(|| config.volumes.cache.clone())
-                    .unwrap_or(defaults.cache_dir),
-                data_dir: env_path("LLMOS_DATA_DIR")
-                    .or_else(|| config.data_dir.clone())
-                    .unwrap_or(defaults.data_dir),
-                quotas: defaults.quotas,
-            };
-            for dir in [rc.data_dir.clone(), rc.data_dir.join("outputs")] {
-                std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
-                    path: dir.clone(),
-                    source: std::io::Error::new(
-                        e.kind(),
-                        format!("{e}; the data directory must be writable (set LLMOS_DATA_DIR or data_dir in llmos.toml)"),
-                    ),
-                })?;
-            }
-            let detail = format!(
-                "config {}, data {}",
-                config
-                    .path
-                    .as_ref()
-                    .map_or("(none)".to_string(), |p| p.display().to_string()),
-                rc.data_dir.display()
-            );
-            Ok(((config, rc), detail))
+/// Stage 1: the config file and the data directories.
+fn system(opts: &BootOptions) -> Result<(Config, RuntimeConfig), HostError> {
+    let config = Config::load(opts.config.as_deref())?;
+    let rc = runtime_config(opts, &config);
+    for dir in [rc.data_dir.clone(), rc.data_dir.join("outputs")] {
+        std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
+            path: dir.clone(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("{e}; the data directory must be writable (set LLMOS_DATA_DIR or data_dir in llmos.toml)"),
+            ),
         })?;
+    }
+    Ok((config, rc))
+}
 
-        let system = stage(on_event, &mut stages, Stage::Volumes, || {
-            let system = SystemVolume::verify(&rc.system_volume)?;
-            let user = rc.data_dir.join(USER_ARTIFACTS);
-            std::fs::create_dir_all(&user).map_err(|e| HostError::io(&user, e))?;
-            let (files, bytes) = system.size();
-            let detail = format!(
-                "system {} ({files} files, {:.0} KiB, verified, read-only); user {} (read-write)",
-                rc.system_volume.display(),
-                bytes as f64 / 1024.0,
-                rc.data_dir.display()
-            );
-            Ok((system, detail))
-        })?;
+/// Boot, reporting each stage to `on_event`.
+pub(crate) async fn boot(opts: &BootOptions, on_event: BootSink<'_>) -> Result<Booted, HostError> {
+    let start = Instant::now();
+    let mut stages = Vec::new();
 
-        let runtime = stage(on_event, &mut stages, Stage::Runtime, || {
-            // Compilation progress (first boot, upgrades) becomes progress
-            // events of this stage, relayed from the loader threads.
-            let sink = opts.runtime_events.clone();
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
-            let runtime = Runtime::new(rc.clone())?.on_event(move |e| {
-                if let Some(s) = &sink {
-                    s(e);
-                }
-                let detail = match e {
-                    RuntimeEvent::Compiling { language, .. } => {
-                        format!("compiling the {language} component (first boot or upgrade)")
-                    }
-                    RuntimeEvent::Compiled { language, millis } => {
-                        format!("compiled the {language} component in {:.1} s", millis / 1e3)
-                    }
-                };
-                tracing::info!("{detail}");
-                let _ = tx.send(detail);
-            });
-            let names: Vec<String> = match &opts.languages {
-                Some(l) => l.clone(),
-                None => runtime.languages().iter().map(|m| m.name.clone()).collect(),
-            };
-            let mut engines = vec![true];
-            if opts.trusted_engine {
-                engines.push(false);
-            }
-            let relay = |rx: &std::sync::mpsc::Receiver<String>| {
-                while let Ok(detail) = rx.try_recv() {
-                    on_event(&BootEvent::Progress {
-                        stage: Stage::Runtime,
-                        detail,
-                    });
-                }
-            };
-            let results: Vec<Result<String, HostError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = names
-                    .iter()
-                    .flat_map(|n| engines.iter().map(move |m| (n, *m)))
-                    .map(|(name, metered)| {
-                        let rt = &runtime;
-                        s.spawn(move || {
-                            rt.prepare(name, metered).map(|p| {
-                                format!(
-                                    "{}{} ({}, {:.1} ms)",
-                                    p.language.name,
-                                    if metered { "" } else { " [trusted engine]" },
-                                    match p.cache {
-                                        crate::cache::CacheStatus::Hit => "cached",
-                                        _ => "compiled",
-                                    },
-                                    p.load_ms
-                                )
-                            })
-                        })
-                    })
-                    .collect();
-                while !handles.iter().all(|h| h.is_finished()) {
-                    if let Ok(detail) = rx.recv_timeout(std::time::Duration::from_millis(20)) {
-                        on_event(&BootEvent::Progress {
-                            stage: Stage::Runtime,
-                            detail,
-                        });
-                    }
-                }
-                relay(&rx);
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(HostError::Usage("a loader thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            });
-            let mut loaded = Vec::new();
-            for r in results {
-                loaded.push(r?);
-            }
-            Ok((runtime, loaded.join(", ")))
-        })?;
-
-        if opts.checks {
-            let rt = crate::engine::async_runtime()?;
-            let has = |l: &str| runtime.languages().by_name(l).is_ok();
-            let (has_py, has_js) = (has("python"), has("javascript"));
-            on_event(&BootEvent::Started {
-                stage: Stage::Python,
-            });
-            on_event(&BootEvent::Started {
-                stage: Stage::Stdlib,
-            });
-            let check = |lang: &'static str, src: &'static str, want: &'static str| {
-                let runtime = &runtime;
-                async move {
-                    let t = Instant::now();
-                    let o = runtime.run(&RunRequest::new(lang, src)).await?;
-                    if o.value.as_deref() != Some(want) {
-                        return Err(HostError::Usage(format!(
-                            "the {lang} check returned {:?} instead of {want} ({})",
-                            o.value,
-                            o.summary()
-                        )));
-                    }
-                    Ok::<f64, HostError>(t.elapsed().as_secs_f64() * 1e3)
-                }
-            };
-            let (py, js_lib, py_lib) = rt.block_on(async {
-                tokio::join!(
-                    async { if has_py { check("python", "import sys\nsys.version_info[0] + 1", "4").await.map(Some) } else { Ok(None) } },
-                    async { if has_js { check("javascript", "[typeof kernel.storage.get, typeof kernel.viz.plot, typeof console.log].join()", "'function,function,function'").await.map(Some) } else { Ok(None) } },
-                    async { if has_py { check("python", "import llmos\nlen(llmos.__all__)", "10").await.map(Some) } else { Ok(None) } },
-                )
-            });
-            let mut finish = |s: Stage, r: Result<Vec<Option<f64>>, HostError>, what: &str| match r
-            {
-                Ok(ms) => {
-                    let total: f64 = ms.iter().flatten().sum();
-                    on_event(&BootEvent::Done {
-                        stage: s,
-                        ms: total,
-                        detail: what.to_string(),
-                    });
-                    stages.push((s, total, what.to_string()));
-                    Ok(())
-                }
-                Err(e) => {
-                    on_event(&BootEvent::Failed {
-                        stage: s,
-                        error: e.to_string(),
-                    });
-                    Err(e)
-                }
-            };
-            finish(
-                Stage::Python,
-                py.map(|x| vec![x]),
-                "first instance created and checked",
-            )?;
-            finish(
-                Stage::Stdlib,
-                js_lib.and_then(|a| py_lib.map(|b| vec![a, b])),
-                "kernel stdlib (JS) and llmos package (Python) with their init scripts",
-            )?;
+    // 1. System.
+    on_event(&BootEvent::Started {
+        stage: Stage::System,
+    });
+    let t = Instant::now();
+    let (config, rc) = match system(opts) {
+        Ok(v) => v,
+        Err(e) => {
+            failed(on_event, Stage::System, &e);
+            return Err(e);
         }
+    };
+    let detail = format!(
+        "config {}, data {}",
+        config
+            .path
+            .as_ref()
+            .map_or("(none)".to_string(), |p| p.display().to_string()),
+        rc.data_dir.display()
+    );
+    finished(on_event, &mut stages, Stage::System, t, Ok(detail))?;
 
-        let boot_ms = start.elapsed().as_secs_f64() * 1e3;
-        let langs: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
-        let detail = format!("languages: {}", langs.join(", "));
-        on_event(&BootEvent::Done {
-            stage: Stage::Ready,
-            ms: boot_ms,
-            detail: detail.clone(),
+    // 2. Volumes: hashing every file of the system volume is blocking work.
+    on_event(&BootEvent::Started {
+        stage: Stage::Volumes,
+    });
+    let t = Instant::now();
+    let (root, data) = (rc.system_volume.clone(), rc.data_dir.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        let system = SystemVolume::verify(&root)?;
+        let user = data.join(USER_ARTIFACTS);
+        std::fs::create_dir_all(&user).map_err(|e| HostError::io(&user, e))?;
+        Ok(system)
+    })
+    .await
+    .unwrap_or_else(|e| Err(thread_failed("the volume check failed", e)));
+    let system = match verified {
+        Ok(system) => system,
+        Err(e) => {
+            failed(on_event, Stage::Volumes, &e);
+            return Err(e);
+        }
+    };
+    let (files, bytes) = system.size();
+    let detail = format!(
+        "system {} ({files} files, {:.0} KiB, verified, read-only); user {} (read-write)",
+        rc.system_volume.display(),
+        bytes as f64 / 1024.0,
+        rc.data_dir.display()
+    );
+    finished(on_event, &mut stages, Stage::Volumes, t, Ok(detail))?;
+
+    // 3. Runtime: languages load in parallel on blocking threads; their
+    // compilation progress becomes progress events of this stage.
+    on_event(&BootEvent::Started {
+        stage: Stage::Runtime,
+    });
+    let t = Instant::now();
+    let runtime = match load_runtime(opts, &rc, on_event).await {
+        Ok((runtime, detail)) => {
+            finished(on_event, &mut stages, Stage::Runtime, t, Ok(detail))?;
+            runtime
+        }
+        Err(e) => {
+            failed(on_event, Stage::Runtime, &e);
+            return Err(e);
+        }
+    };
+
+    // 4 and 5: each language's checks, from its manifest, concurrently.
+    if opts.checks {
+        check_languages(&runtime, on_event, &mut stages).await?;
+    }
+
+    let boot_ms = start.elapsed().as_secs_f64() * 1e3;
+    let langs: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
+    let detail = format!("languages: {}", langs.join(", "));
+    on_event(&BootEvent::Done {
+        stage: Stage::Ready,
+        ms: boot_ms,
+        detail: detail.clone(),
+    });
+    stages.push((Stage::Ready, boot_ms, detail));
+    Ok(Booted {
+        config,
+        runtime,
+        system,
+        data_dir: rc.data_dir,
+        stages,
+        boot_ms,
+    })
+}
+
+/// Stage 3: the runtime, with the asked languages prepared in parallel.
+async fn load_runtime(
+    opts: &BootOptions,
+    rc: &RuntimeConfig,
+    on_event: BootSink<'_>,
+) -> Result<(Runtime, String), HostError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let sink = opts.runtime_events.clone();
+    let runtime = Runtime::with_events(
+        rc.clone(),
+        Some(Box::new(move |e: &RuntimeEvent| {
+            if let Some(s) = &sink {
+                s(e);
+            }
+            let detail = match e {
+                RuntimeEvent::Compiling { language, .. } => {
+                    format!("compiling the {language} component (first boot or upgrade)")
+                }
+                RuntimeEvent::Compiled { language, millis } => {
+                    format!("compiled the {language} component in {:.1} s", millis / 1e3)
+                }
+            };
+            tracing::info!("{detail}");
+            let _ = tx.send(detail);
+        })),
+    )?;
+    let names: Vec<String> = match &opts.languages {
+        Some(l) => l.clone(),
+        None => runtime.languages().iter().map(|m| m.name.clone()).collect(),
+    };
+    let mut engines = vec![true];
+    if opts.trusted_engine {
+        engines.push(false);
+    }
+    let mut loads = tokio::task::JoinSet::new();
+    for (i, (name, metered)) in names
+        .iter()
+        .flat_map(|n| engines.iter().map(move |m| (n.clone(), *m)))
+        .enumerate()
+    {
+        let rt = runtime.clone();
+        loads.spawn_blocking(move || {
+            rt.prepare(&name, metered).map(|p| {
+                let how = match p.cache {
+                    crate::cache::CacheStatus::Hit => "cached",
+                    _ => "compiled",
+                };
+                let engine = if metered { "" } else { " [trusted engine]" };
+                (
+                    i,
+                    format!("{}{engine} ({how}, {:.1} ms)", p.language.name, p.load_ms),
+                )
+            })
         });
-        stages.push((Stage::Ready, boot_ms, detail));
-        Ok(Kernel {
-            config,
-            runtime,
-            system,
-            data_dir: rc.data_dir,
-            stages,
-            boot_ms,
+    }
+    let mut loaded: Vec<(usize, String)> = Vec::new();
+    let mut failure: Option<HostError> = None;
+    loop {
+        tokio::select! {
+            Some(detail) = rx.recv() => on_event(&BootEvent::Progress { stage: Stage::Runtime, detail }),
+            joined = loads.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(done))) => loaded.push(done),
+                Some(Ok(Err(e))) => { failure.get_or_insert(e); }
+                Some(Err(e)) => { failure.get_or_insert(thread_failed("a component loader thread failed", e)); }
+            },
+        }
+    }
+    while let Ok(detail) = rx.try_recv() {
+        on_event(&BootEvent::Progress {
+            stage: Stage::Runtime,
+            detail,
+        });
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    loaded.sort();
+    let detail = loaded
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((runtime, detail))
+}
+
+/// Stages 4 and 5: every language's `check.instance` and `check.stdlib`,
+/// all concurrently.
+async fn check_languages(
+    runtime: &Runtime,
+    on_event: BootSink<'_>,
+    stages: &mut Vec<(Stage, f64, String)>,
+) -> Result<(), HostError> {
+    on_event(&BootEvent::Started {
+        stage: Stage::Languages,
+    });
+    on_event(&BootEvent::Started {
+        stage: Stage::Stdlib,
+    });
+    let t = Instant::now();
+    let mut checks = tokio::task::JoinSet::new();
+    for m in runtime.languages().iter() {
+        for (stdlib, c) in [(false, &m.check.instance), (true, &m.check.stdlib)] {
+            let Some(c) = c.clone() else { continue };
+            let (rt, lang) = (runtime.clone(), m.name.clone());
+            checks.spawn(async move {
+                let r = rt.run(&RunRequest::new(&lang, &c.source)).await;
+                let r = r.and_then(|o| {
+                    if o.value.as_deref() == Some(c.value.as_str()) {
+                        Ok(lang.clone())
+                    } else {
+                        Err(HostError::Usage(format!(
+                            "the {lang} boot check returned {:?} instead of {} ({})",
+                            o.value,
+                            c.value,
+                            o.summary()
+                        )))
+                    }
+                });
+                (stdlib, r)
+            });
+        }
+    }
+    let (mut instances, mut stdlibs) = (Vec::new(), Vec::new());
+    while let Some(joined) = checks.join_next().await {
+        let (stdlib, r) =
+            joined.unwrap_or_else(|e| (false, Err(thread_failed("a boot check failed", e))));
+        if stdlib { &mut stdlibs } else { &mut instances }.push(r);
+    }
+    let summary = |r: Vec<Result<String, HostError>>, what: &str| {
+        let mut names = r.into_iter().collect::<Result<Vec<_>, _>>()?;
+        names.sort();
+        Ok(if names.is_empty() {
+            "no checks declared".to_string()
+        } else {
+            format!("{what}: {}", names.join(", "))
         })
+    };
+    finished(
+        on_event,
+        stages,
+        Stage::Languages,
+        t,
+        summary(instances, "first instance created and checked"),
+    )?;
+    finished(
+        on_event,
+        stages,
+        Stage::Stdlib,
+        t,
+        summary(stdlibs, "kernel stdlib and init scripts checked"),
+    )
+}
+
+impl Llmos {
+    /// Boot the kernel, reporting each stage to `on_event`. Awaitable inside
+    /// any tokio runtime; blocking work runs on blocking threads.
+    pub async fn boot(opts: &BootOptions, on_event: BootSink<'_>) -> Result<Llmos, HostError> {
+        Ok(Llmos::from_booted(boot(opts, on_event).await?))
     }
 }

@@ -118,7 +118,15 @@ type EventSink = Box<dyn Fn(&RuntimeEvent) + Send + Sync>;
 /// A language on one engine: (language name, metered).
 type PreparedKey = (String, bool);
 
+/// Engines and prepared languages, shared by every run; cheap to clone (the
+/// clones share everything), so blocking work such as compiling a component
+/// can move to a blocking thread.
+#[derive(Clone)]
 pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
     config: RuntimeConfig,
     languages: Languages,
     cache: ComponentCache,
@@ -158,8 +166,17 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 impl Runtime {
     /// A runtime reading manifests from the configured system volume.
     pub fn new(config: RuntimeConfig) -> Result<Self, HostError> {
+        Self::with_events(config, None)
+    }
+
+    /// A runtime that reports progress events (e.g. "compiling the Python
+    /// component") to `sink`.
+    pub fn with_events(
+        config: RuntimeConfig,
+        sink: Option<Box<dyn Fn(&RuntimeEvent) + Send + Sync>>,
+    ) -> Result<Self, HostError> {
         let languages = Languages::load(&config.system_volume.join("languages"))?;
-        Ok(Runtime {
+        let inner = RuntimeInner {
             cache: ComponentCache::new(&config.cache_dir),
             storage: Arc::new(StorageService::new(
                 config.data_dir.join(STORAGE_FILE),
@@ -172,22 +189,75 @@ impl Runtime {
             unmetered: OnceLock::new(),
             prepared: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
-            events: None,
+            events: sink,
+        };
+        Ok(Runtime {
+            inner: Arc::new(inner),
         })
     }
 
-    /// Receive progress events (e.g. "compiling the Python component").
-    pub fn on_event(mut self, sink: impl Fn(&RuntimeEvent) + Send + Sync + 'static) -> Self {
-        self.events = Some(Box::new(sink));
-        self
-    }
-
+    /// The languages of the system volume.
     pub fn languages(&self) -> &Languages {
-        &self.languages
+        &self.inner.languages
     }
 
+    /// Where this runtime finds its pieces, and the quotas of its runs.
     pub fn config(&self) -> &RuntimeConfig {
-        &self.config
+        &self.inner.config
+    }
+
+    /// The engine used for metered (`true`) or un-metered runs.
+    pub fn engine(&self, metered: bool) -> Result<&Engine, HostError> {
+        Ok(&self.inner.slot(metered)?.engine)
+    }
+
+    /// Load (from cache or by compiling) and link a language for one engine.
+    /// Blocking: compiling a component takes seconds; from async code use
+    /// [`Runtime::prepare_async`].
+    pub fn prepare(&self, language: &str, metered: bool) -> Result<Arc<Prepared>, HostError> {
+        self.inner.prepare(language, metered)
+    }
+
+    /// [`Runtime::prepare`] without blocking the async executor: a language
+    /// already prepared is returned at once, otherwise the load runs on a
+    /// blocking thread.
+    pub async fn prepare_async(
+        &self,
+        language: &str,
+        metered: bool,
+    ) -> Result<Arc<Prepared>, HostError> {
+        if let Some(p) = self.inner.prepared_already(language, metered) {
+            return Ok(p);
+        }
+        let rt = self.clone();
+        let language = language.to_string();
+        tokio::task::spawn_blocking(move || rt.inner.prepare(&language, metered))
+            .await
+            .map_err(|e| HostError::System {
+                what: "a component loader thread failed",
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Run one artifact in a fresh sandbox and report how it ended.
+    ///
+    /// `Err` only for host problems (unknown language, missing component...);
+    /// everything the artifact does, including every limit it hits, is an `Ok(Outcome)`.
+    pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
+        req.limits.validate()?;
+        let prepared = self
+            .prepare_async(&req.language, req.limits.fuel.is_some())
+            .await?;
+        run_prepared(&prepared, req).await
+    }
+}
+
+impl RuntimeInner {
+    fn prepared_already(&self, language: &str, metered: bool) -> Option<Arc<Prepared>> {
+        let manifest = self.languages.by_name(language).ok()?;
+        self.lock_prepared()
+            .get(&(manifest.name.clone(), metered))
+            .cloned()
     }
 
     fn slot(&self, metered: bool) -> Result<&EngineSlot, HostError> {
@@ -213,13 +283,7 @@ impl Runtime {
         Ok(cell.get_or_init(|| slot))
     }
 
-    /// The engine used for metered (`true`) or un-metered runs.
-    pub fn engine(&self, metered: bool) -> Result<&Engine, HostError> {
-        Ok(&self.slot(metered)?.engine)
-    }
-
-    /// Load (from cache or by compiling) and link a language for one engine.
-    pub fn prepare(&self, language: &str, metered: bool) -> Result<Arc<Prepared>, HostError> {
+    fn prepare(&self, language: &str, metered: bool) -> Result<Arc<Prepared>, HostError> {
         let manifest = self.languages.by_name(language)?;
         let key = (manifest.name.clone(), metered);
         if let Some(p) = self.lock_prepared().get(&key) {
@@ -287,16 +351,6 @@ impl Runtime {
 
     fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<(String, bool), Arc<Prepared>>> {
         self.prepared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Run one artifact in a fresh sandbox and report how it ended.
-    ///
-    /// `Err` only for host problems (unknown language, missing component...);
-    /// everything the artifact does, including every limit it hits, is an `Ok(Outcome)`.
-    pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
-        req.limits.validate()?;
-        let prepared = self.prepare(&req.language, req.limits.fuel.is_some())?;
-        run_prepared(&prepared, req).await
     }
 }
 
@@ -397,12 +451,12 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         Ok(Ok(Ok(success))) => (Status::Ok, success.value, None, None),
         Ok(Ok(Err(guest))) => {
             let error = GuestError::from_guest(guest, &state.error_limits);
-            let status = match (error.kind, error.exit_code) {
-                (ErrorKind::Exit, Some(0)) => Status::Ok,
-                _ if memory_denied => Status::MemoryLimit,
-                _ => Status::Error,
-            };
-            (status, None, Some(error), None)
+            match (error.kind, error.exit_code) {
+                // A clean exit is a success, and a success carries no error.
+                (ErrorKind::Exit, Some(0)) => (Status::Ok, None, None, None),
+                _ if memory_denied => (Status::MemoryLimit, None, Some(error), None),
+                _ => (Status::Error, None, Some(error), None),
+            }
         }
         Ok(Err(err)) => {
             let trap = TrapInfo {
@@ -412,10 +466,8 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
                     .map(|bt| bt.to_string()),
             };
             match outcome::classify(&err, memory_denied) {
-                Abort::Exit(code) => {
-                    let status = if code == 0 { Status::Ok } else { Status::Error };
-                    (status, None, Some(exit_error(code)), None)
-                }
+                Abort::Exit(0) => (Status::Ok, None, None, None),
+                Abort::Exit(code) => (Status::Error, None, Some(exit_error(code)), None),
                 Abort::Status(s) => (s, None, None, Some(trap)),
             }
         }

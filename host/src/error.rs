@@ -67,7 +67,8 @@ impl From<wasmtime::Error> for HostError {
 }
 
 impl HostError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         HostError::Io {
             path: path.into(),
             source,

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::error::HostError;
 
+/// One language manifest (`volumes/system/languages/NAME.toml`). Everything
+/// the host and the supervisor know about a language comes from here: no
+/// language name is hard-coded in the host.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -22,15 +25,73 @@ pub struct Manifest {
     pub extensions: Vec<String>,
     /// Component file name, relative to the components directory.
     pub component: String,
+    /// One line for `llmos languages`.
     #[serde(default)]
     pub description: String,
+    /// How people write the language's name (`JavaScript`); defaults to `name`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Markdown fence tags of the language; the first one is used in repair
+    /// prompts, all are accepted in answers. Defaults to `name` and aliases.
+    #[serde(default)]
+    pub fence: Vec<String>,
+    /// Programs boot runs to check the language (`llmos boot`).
+    #[serde(default)]
+    pub check: Checks,
     /// Standard-library files on the system volume whose doc blocks make up
     /// the language's kernel API reference (`llmos api`).
     #[serde(default)]
     pub api: Vec<String>,
 }
 
+/// Boot checks of a language: each a program and the value it must return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// A first instance is created and answers (stage "initialising language environments").
+    pub instance: Option<Check>,
+    /// The kernel standard library is in the snapshot (stage "loading standard library").
+    pub stdlib: Option<Check>,
+}
+
+/// A program and the `value` it must return.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The program.
+    pub source: String,
+    /// The display of its last expression, exactly.
+    pub value: String,
+}
+
 impl Manifest {
+    /// The name to show people.
+    pub fn display_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The fence tag used in prompts.
+    pub fn fence_tag(&self) -> &str {
+        self.fence.first().map(String::as_str).unwrap_or(&self.name)
+    }
+
+    /// Every fence tag an answer may use (case-insensitive).
+    pub fn fence_tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self.fence.iter().map(String::as_str).collect();
+        tags.push(&self.name);
+        tags.extend(self.aliases.iter().map(String::as_str));
+        tags
+    }
+
+    /// The file name of an artifact given without one: `artifact.<first extension>`.
+    pub fn default_file_name(&self) -> String {
+        format!(
+            "artifact.{}",
+            self.extensions.first().map(String::as_str).unwrap_or("txt")
+        )
+    }
+
+    /// Parse and check a manifest read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, HostError> {
         let m: Manifest = toml::from_str(text).map_err(|e| HostError::Manifest {
             path: path.to_owned(),
@@ -184,6 +245,9 @@ mod tests {
             component: format!("{n}.wasm"),
             description: String::new(),
             api: vec![],
+            display_name: None,
+            fence: vec![],
+            check: Checks::default(),
         };
         assert!(l.add(m("python", "py"), p).is_ok());
         assert!(l.add(m("ruby", "rb"), p).is_ok());

@@ -1,22 +1,74 @@
 //! llmos: a self-correcting kernel for running code that language models write.
 //!
-//! Untrusted artifacts (JavaScript, Python) run inside interpreters compiled to
-//! WebAssembly components, under hard fuel, memory, wall-clock and output
-//! limits enforced by Wasmtime. The only way out of the sandbox is the kernel
-//! API defined in `wit/`.
+//! Untrusted artifacts (JavaScript, Python, any language with a manifest and
+//! a component) run inside interpreters compiled to WebAssembly components,
+//! under hard fuel, memory, wall-clock and output limits enforced by
+//! Wasmtime, and every kernel call's host work is charged to the same
+//! budgets ([`meter`]). The only way out of the sandbox is the kernel API
+//! defined in `wit/`.
 //!
-//! The pieces, in the order a run flows through them:
+//! # Embedding
+//!
+//! [`Llmos`] is the facade: boot, resolve an artifact, run it, repair it.
+//! The `llmos` binary is a thin command line over it; so is everything else.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # rt.block_on(async {
+//! use llmos::{ArtifactOptions, ArtifactSource, BootOptions, Llmos, RunOptions};
+//!
+//! // Boot inside your tokio runtime; languages load on first use.
+//! let llmos = Llmos::boot(
+//!     &BootOptions {
+//!         languages: Some(vec![]),
+//!         data_dir: Some(std::env::temp_dir().join("llmos-doc-example")),
+//! #       cache_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-cache").into()),
+//!         ..Default::default()
+//!     },
+//!     &|_event| {},
+//! )
+//! .await?;
+//! // Model-written code is untrusted: strict, fuel-metered limits.
+//! let artifact = llmos.artifact(
+//!     ArtifactSource::Inline {
+//!         language: "python".into(),
+//!         source: "from llmos import viz\nviz.plot([1, 4, 9])\nsum(range(10))".into(),
+//!         name: None,
+//!     },
+//!     &ArtifactOptions::default(),
+//! )?;
+//! let outcome = llmos.run(&artifact, &RunOptions::default()).await?;
+//! assert_eq!(outcome.value.as_deref(), Some("45"));
+//! assert_eq!(outcome.outputs.len(), 1); // the chart, as SVG and PNG
+//! # Ok::<(), llmos::HostError>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `host/examples/embed.rs` does the whole round trip, including a repair
+//! with your own [`supervisor::llm::FixProvider`].
+//!
+//! # Cargo features
+//! - `cli` (default): the `llmos` binary (clap, indicatif, a tracing
+//!   subscriber). Library users can turn it off.
+//! - `supervisor` (default): the LLM repair loop ([`Llmos::fix`]) and its
+//!   HTTP clients (reqwest).
+//!
+//! # The pieces, in the order a run flows through them
+//! - [`boot`]: config, verified volumes, runtime, language checks.
 //! - [`language`]: language manifests on the system volume (which component runs `.py`).
 //! - [`engine`]: the Wasmtime engines (fuel-metered and un-metered) and [`Runtime`],
 //!   which holds one `InstancePre` per language and makes a fresh `Store` per run.
 //! - [`cache`]: the on-disk cache of precompiled components.
-//! - [`limits`]: every limit in one place, the memory limiter, the epoch ticker and
-//!   trap classification.
+//! - [`limits`]: every limit and quota in one place, the memory limiter, the epoch ticker.
+//! - [`meter`]: the accounting of host work done inside kernel calls.
 //! - [`state`]: the per-run host state stored in each `Store`.
 //! - [`capture`]: bounded capture of the guest's stdout and stderr.
 //! - [`outputs`]: the pictures and documents a run produces (MIME bundles).
 //! - [`kernel`]: the kernel APIs, one module per WIT interface.
-//! - [`outcome`]: the typed result of a run.
+//! - [`outcome`]: the typed result of a run, and trap classification.
 //! - [`supervisor`]: error reports and the LLM repair loop.
 //! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
 
@@ -25,10 +77,10 @@ pub mod bindings;
 pub mod boot;
 pub mod cache;
 pub mod capture;
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+mod facade;
 pub mod kernel;
 pub mod language;
 pub mod limits;
@@ -38,10 +90,17 @@ pub mod outputs;
 pub mod paths;
 pub mod preinit;
 pub mod state;
+#[cfg(feature = "supervisor")]
 pub mod supervisor;
 pub mod volume;
 
-pub use engine::{RunRequest, Runtime, RuntimeConfig};
+pub use boot::BootOptions;
+pub use engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
 pub use error::HostError;
+#[cfg(feature = "supervisor")]
+pub use facade::FixOptions;
+pub use facade::{
+    Artifact, ArtifactOptions, ArtifactSource, LimitOverrides, Llmos, RunOptions, Tier, parse_fuel,
+};
 pub use limits::Limits;
 pub use outcome::{Outcome, Status};

@@ -1,3 +1,7 @@
+//! The `llmos` binary: a thin command line over the [`llmos::Llmos`] facade.
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    llmos::cli::main()
+    cli::main()
 }

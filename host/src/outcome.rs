@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn clip_keeps_characters_whole() {
-        assert_eq!(clip("héllo", 2), "h… [4 more bytes]");
+        assert_eq!(clip("héllo", 2), "h… [5 more bytes]");
         assert_eq!(clip("short", 10), "short");
     }
 }

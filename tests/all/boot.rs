@@ -80,10 +80,10 @@ fn boot_reports_every_stage_in_order() {
             "done runtime"
         ]
     );
-    // Python and stdlib checks run concurrently: both start before either ends.
-    assert_eq!(&seq[6..8], ["started python", "started stdlib"]);
+    // Language and stdlib checks run concurrently: both start before either ends.
+    assert_eq!(&seq[6..8], ["started languages", "started stdlib"]);
     assert!(
-        seq[8..10].contains(&"done python".to_string())
+        seq[8..10].contains(&"done languages".to_string())
             && seq[8..10].contains(&"done stdlib".to_string())
     );
     assert_eq!(seq.last().map(String::as_str), Some("done ready"));
@@ -262,4 +262,40 @@ fn an_unusable_data_directory_stops_boot_naming_it() {
         err.contains("not-a-dir") && err.contains("LLMOS_DATA_DIR"),
         "{err}"
     );
+}
+
+/// Boot is an `async fn` with no internal `block_on`: it runs inside a
+/// caller's current-thread runtime (where a nested `block_on` would panic),
+/// with every check, and the runtime stays responsive while it works.
+#[tokio::test(flavor = "current_thread")]
+async fn boots_inside_an_existing_tokio_runtime() {
+    let cfg = llmos_tests::test_config();
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let events = std::sync::Mutex::new(Vec::new());
+    let llmos = llmos::Llmos::boot(
+        &llmos::BootOptions {
+            checks: true,
+            components_dir: Some(cfg.components_dir.clone()),
+            system_volume: Some(cfg.system_volume.clone()),
+            cache_dir: Some(cfg.cache_dir.clone()),
+            data_dir: Some(cfg.data_dir.join("tokio-boot")),
+            ..Default::default()
+        },
+        &|e| events.lock().expect("events").push(format!("{e:?}")),
+    )
+    .await
+    .expect("boot");
+    ticker.abort();
+    assert!(llmos.languages().iter().count() >= 2);
+    let events = events.into_inner().expect("events");
+    assert!(events.iter().any(|e| e.contains("Ready")), "{events:?}");
+    // The checks ran languages on this very runtime; other tasks kept running.
+    assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }

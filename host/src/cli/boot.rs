@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use crate::boot::{BootEvent, BootOptions, Kernel, Stage};
-use crate::error::HostError;
+use llmos::boot::{BootEvent, BootOptions, Stage};
+use llmos::{HostError, Llmos};
 
 pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
     let opts = BootOptions {
@@ -14,12 +14,13 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
         checks: true,
         ..Default::default()
     };
+    let rt = super::async_runtime()?;
     if json {
-        let k = Kernel::boot(&opts, &|e| {
+        let k = rt.block_on(Llmos::boot(&opts, &|e| {
             if let Ok(line) = serde_json::to_string(e) {
                 println!("{line}");
             }
-        });
+        }));
         return Ok(if k.is_ok() {
             ExitCode::SUCCESS
         } else {
@@ -29,12 +30,12 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
     eprintln!(
         "llmos {} — wasmtime {}",
         env!("CARGO_PKG_VERSION"),
-        crate::cache::WASMTIME_VERSION
+        llmos::cache::WASMTIME_VERSION
     );
     let tty = std::io::stderr().is_terminal();
     let bars: Mutex<Vec<(Stage, indicatif::ProgressBar)>> = Mutex::new(Vec::new());
     let multi = indicatif::MultiProgress::new();
-    let kernel = Kernel::boot(&opts, &|e| {
+    let llmos = rt.block_on(Llmos::boot(&opts, &|e| {
         let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
         match e {
             BootEvent::Started { stage } if tty => {
@@ -63,8 +64,8 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
             }
             _ => {}
         }
-    })?;
-    for m in kernel.runtime.languages().iter() {
+    }))?;
+    for m in llmos.languages().iter() {
         eprintln!(
             "  language {:<12} .{}  {}",
             m.name,
@@ -72,6 +73,6 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
             m.description
         );
     }
-    eprintln!("system ready in {:.1} ms", kernel.boot_ms);
+    eprintln!("system ready in {:.1} ms", llmos.boot_ms());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,76 +7,54 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use super::run::RunArgs;
-use crate::engine::{RunRequest, Runtime};
-use crate::error::HostError;
-use crate::limits;
-use crate::supervisor::llm::{self, LlmConfig, LlmOverrides};
-use crate::supervisor::trace::{Trace, TraceResult};
-use crate::supervisor::{Event, Supervised, Supervisor, SupervisorConfig};
+use super::terminal;
+use llmos::supervisor::llm::{self, LlmOverrides};
+use llmos::supervisor::trace::{Trace, TraceResult};
+use llmos::supervisor::{Event, Supervised};
+use llmos::{Artifact, FixOptions, HostError, Llmos, RunOptions};
 
-/// Run `req` under the supervisor (repairing it if `--fix` and a provider is
-/// configured), showing each step on stderr, and write `--write-fixed` and
-/// `--trace` files.
-pub fn supervise(
+/// Run the artifact under the supervisor (repairing it if `--fix` and a
+/// provider is configured), showing each step on stderr, and write
+/// `--write-fixed` and `--trace` files.
+pub async fn supervise(
     args: &RunArgs,
-    file_config: &crate::config::Config,
-    runtime: &Runtime,
-    req: &RunRequest,
-    rt: &tokio::runtime::Runtime,
+    llmos: &Llmos,
+    artifact: &Artifact,
+    opts: &RunOptions,
 ) -> Result<Supervised, HostError> {
-    let overrides = LlmOverrides {
-        provider: args.provider.clone(),
-        url: args.llm_url.clone(),
-        model: args.model.clone(),
-    };
     let provider = if args.fix {
-        // Flags, then the environment, then llmos.toml's [llm] section.
-        let llm_file = &file_config.llm;
-        let lookup = |name: &str| -> Option<String> {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .or_else(|| match name {
-                    llm::ENV_PROVIDER => llm_file.provider.clone(),
-                    llm::ENV_URL => llm_file.url.clone(),
-                    llm::ENV_MODEL => llm_file.model.clone(),
-                    llm::ENV_TIMEOUT => llm_file.timeout.map(|t| t.to_string()),
-                    _ => None,
-                })
+        let overrides = LlmOverrides {
+            provider: args.provider.clone(),
+            url: args.llm_url.clone(),
+            model: args.model.clone(),
         };
-        match LlmConfig::from_lookup(&overrides, lookup)
-            .map_err(|e| HostError::Usage(e.to_string()))?
-        {
-            Some(config) => {
-                Some(llm::provider(config).map_err(|e| HostError::Usage(e.to_string()))?)
-            }
-            None => {
-                eprintln!(
-                    "llmos: --fix needs an LLM provider; running the artifact once without repair.\n{}",
-                    llm::HOW_TO_CONFIGURE
-                );
-                None
-            }
+        let p = llmos.llm_provider(&overrides)?;
+        if p.is_none() {
+            eprintln!(
+                "llmos: --fix needs an LLM provider; running the artifact once without repair.\n{}",
+                llm::HOW_TO_CONFIGURE
+            );
         }
+        p
     } else {
         None
     };
-    let mut config = SupervisorConfig {
+    let fix = FixOptions {
         max_attempts: args.max_attempts,
-        ..SupervisorConfig::default()
+        budget_fuel: args.budget_fuel,
+        budget_time: args
+            .budget_time
+            .as_deref()
+            .map(llmos::limits::parse_duration)
+            .transpose()?,
     };
-    config.budget_fuel = match (args.budget_fuel, req.limits.fuel) {
-        (Some(b), _) => Some(b),
-        (None, Some(f)) => Some(f.saturating_mul(u64::from(args.max_attempts) + 1)),
-        (None, None) => None,
-    };
-    if let Some(t) = &args.budget_time {
-        config.budget_time = limits::parse_duration(t)?;
-    }
-    let supervisor = Supervisor::new(runtime, provider.as_deref(), config)?;
     let live = !args.json;
     let display = Display::new(live, provider.as_ref().map(|p| p.model().to_string()));
-    let supervised = rt.block_on(supervisor.run(req, &|e| display.event(e)))?;
+    let supervised = llmos
+        .fix(artifact, opts, &fix, provider.as_deref(), &|e| {
+            display.event(e)
+        })
+        .await?;
 
     if let (TraceResult::Fixed { .. }, Some(path)) = (&supervised.trace.result, &args.write_fixed) {
         std::fs::write(path, &supervised.code).map_err(|e| HostError::io(path, e))?;
@@ -163,9 +141,13 @@ impl Display {
                     None => eprintln!("✓ {who} ran ok ({:.1} ms)", outcome.duration_ms),
                     Some(r) => {
                         let at = r.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                        eprintln!("✗ {who}: {}: {}{at}", r.class, first_line(&r.message));
+                        eprintln!(
+                            "✗ {who}: {}: {}{at}",
+                            terminal::line(&r.class),
+                            terminal::line(first_line(&r.message))
+                        );
                         if let Some(x) = &r.explanation {
-                            eprintln!("  {x}");
+                            eprintln!("  {}", terminal::clean(x));
                         }
                     }
                 }
@@ -184,12 +166,16 @@ impl Display {
                 }
             }
             Event::Rejected { attempt, reason } => {
-                eprintln!("✗ repair {attempt} not run: {reason}");
+                eprintln!("✗ repair {attempt} not run: {}", terminal::line(&reason));
             }
             Event::LlmFailed { attempt, error } => {
-                eprintln!("✗ repair {attempt}: the LLM call failed: {error}");
+                eprintln!(
+                    "✗ repair {attempt}: the LLM call failed: {}",
+                    terminal::line(&error)
+                );
             }
             Event::Diff { diff, .. } => {
+                let diff = terminal::clean(diff);
                 for line in diff.lines() {
                     if self.tty {
                         let colour = match line.chars().next() {

@@ -7,10 +7,13 @@
 mod boot;
 mod fix;
 mod run;
+mod terminal;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use llmos::{BootOptions, HostError, Llmos, RuntimeEvent};
 
 /// Exit code for a failed artifact.
 pub const EXIT_ARTIFACT_FAILED: u8 = 1;
@@ -29,7 +32,7 @@ pub struct Cli {
     pub verbose: bool,
     /// Configuration file (default: $LLMOS_CONFIG, else ~/.config/llmos/llmos.toml).
     #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -78,7 +81,7 @@ pub enum Command {
 pub enum TraceCommand {
     /// Render a trace: every version, its diff, outcome and LLM exchange.
     Show {
-        file: std::path::PathBuf,
+        file: PathBuf,
         /// Print the trace's JSON as is.
         #[arg(long)]
         json: bool,
@@ -87,6 +90,7 @@ pub enum TraceCommand {
 
 /// Entry point of the binary: parse arguments, run, map to an exit code.
 pub fn main() -> ExitCode {
+    // Arguments are parsed before anything else; `main` never panics on them.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -115,17 +119,39 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Boot without a screen; with `--verbose`, one line per finished stage.
-pub(crate) fn boot_quietly(
-    opts: crate::boot::BootOptions,
+/// The CLI's tokio runtime: the library itself never blocks on one.
+pub(crate) fn async_runtime() -> Result<tokio::runtime::Runtime, HostError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| HostError::System {
+            what: "cannot start the async runtime",
+            source,
+        })
+}
+
+/// Boot without a screen and with no language loaded yet (commands load
+/// what they need); with `--verbose`, one line per finished stage, and a
+/// compile spinner when `progress`.
+pub(crate) async fn boot_lazy(
+    config: Option<PathBuf>,
     verbose: bool,
-) -> Result<crate::boot::Kernel, crate::HostError> {
-    use crate::boot::{BootEvent, Kernel};
-    Kernel::boot(&opts, &move |e: &BootEvent| {
+    progress: bool,
+) -> Result<Llmos, HostError> {
+    use llmos::boot::BootEvent;
+    let opts = BootOptions {
+        config,
+        languages: Some(Vec::new()),
+        runtime_events: Some(std::sync::Arc::new(compile_progress(progress))),
+        ..Default::default()
+    };
+    Llmos::boot(&opts, &move |e: &BootEvent| {
         if let (true, BootEvent::Done { stage, ms, detail }) = (verbose, e) {
             eprintln!("llmos: {} ({ms:.1} ms): {detail}", stage.title());
         }
     })
+    .await
 }
 
 fn init_tracing(verbose: bool) {
@@ -145,35 +171,15 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
-/// Boot with no language loaded yet (commands load what they need).
-fn boot_lazy(
-    config: Option<std::path::PathBuf>,
-    verbose: bool,
-) -> Result<crate::boot::Kernel, crate::HostError> {
-    boot_quietly(
-        crate::boot::BootOptions {
-            config,
-            languages: Some(Vec::new()),
-            ..Default::default()
-        },
-        verbose,
-    )
-}
-
-fn languages(
-    json: bool,
-    config: Option<std::path::PathBuf>,
-    verbose: bool,
-) -> Result<ExitCode, crate::HostError> {
-    let kernel = boot_lazy(config, verbose)?;
-    let runtime = &kernel.runtime;
-    let list: Vec<_> = runtime.languages().iter().collect();
+fn languages(json: bool, config: Option<PathBuf>, verbose: bool) -> Result<ExitCode, HostError> {
+    let llmos = async_runtime()?.block_on(boot_lazy(config, verbose, true))?;
+    let list: Vec<_> = llmos.languages().iter().collect();
     if json {
         let v: Vec<_> = list
             .iter()
             .map(|m| {
                 serde_json::json!({
-                    "name": m.name, "aliases": m.aliases, "extensions": m.extensions,
+                    "name": m.name, "display_name": m.display_name(), "aliases": m.aliases, "extensions": m.extensions,
                     "component": m.component, "description": m.description,
                 })
             })
@@ -191,20 +197,20 @@ fn languages(
 fn api(
     language: &str,
     json: bool,
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
     verbose: bool,
-) -> Result<ExitCode, crate::HostError> {
-    let kernel = boot_lazy(config, verbose)?;
-    let manifest = kernel.runtime.languages().by_name(language)?;
-    let entries = crate::apiref::reference(manifest, kernel.system.root())?;
+) -> Result<ExitCode, HostError> {
+    let llmos = async_runtime()?.block_on(boot_lazy(config, verbose, true))?;
+    let manifest = llmos.languages().by_name(language)?;
+    let entries = llmos.api_reference(language)?;
     if json {
-        let v = serde_json::to_string_pretty(&entries).map_err(|e| crate::HostError::System {
+        let v = serde_json::to_string_pretty(&entries).map_err(|e| HostError::System {
             what: "cannot serialise the reference",
             source: std::io::Error::other(e),
         })?;
         println!("{v}");
     } else {
-        print!("{}", crate::apiref::markdown(&manifest.name, &entries));
+        print!("{}", llmos::apiref::markdown(&manifest.name, &entries));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -212,26 +218,19 @@ fn api(
 fn check(
     json: bool,
     metered: bool,
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
     verbose: bool,
-) -> Result<ExitCode, crate::HostError> {
+) -> Result<ExitCode, HostError> {
     let start = std::time::Instant::now();
-    let kernel = boot_quietly(
-        crate::boot::BootOptions {
-            config,
-            languages: Some(Vec::new()),
-            runtime_events: Some(std::sync::Arc::new(compile_progress(true))),
-            ..Default::default()
-        },
-        verbose,
-    )?;
-    let runtime = &kernel.runtime;
+    let rt = async_runtime()?;
+    let llmos = rt.block_on(boot_lazy(config, verbose, true))?;
+    let runtime = llmos.runtime();
     let names: Vec<String> = runtime.languages().iter().map(|m| m.name.clone()).collect();
     for name in names {
-        let p = runtime.prepare(&name, metered)?;
+        let p = rt.block_on(runtime.prepare_async(&name, metered))?;
         let cache = match &p.cache {
-            crate::cache::CacheStatus::Hit => "cached".to_string(),
-            crate::cache::CacheStatus::Compiled(r) => format!("compiled ({r:?})").to_lowercase(),
+            llmos::cache::CacheStatus::Hit => "cached".to_string(),
+            llmos::cache::CacheStatus::Compiled(r) => format!("compiled ({r:?})").to_lowercase(),
         };
         if json {
             println!(
@@ -253,10 +252,7 @@ fn check(
 
 /// Progress on stderr while a component compiles (first run, or after an
 /// upgrade): a spinner on a terminal, one line per step otherwise.
-pub(crate) fn compile_progress(
-    show: bool,
-) -> impl Fn(&crate::engine::RuntimeEvent) + Send + Sync + 'static {
-    use crate::engine::RuntimeEvent;
+pub(crate) fn compile_progress(show: bool) -> impl Fn(&RuntimeEvent) + Send + Sync + 'static {
     use std::io::IsTerminal;
     let spinner: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
     let tty = std::io::stderr().is_terminal();

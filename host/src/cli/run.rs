@@ -1,4 +1,6 @@
-//! `llmos run FILE`: run one artifact under limits and report its outcome.
+//! `llmos run FILE`: parse the flags, hand the artifact to the facade, print
+//! the outcome. No policy lives here: limits, tiers and providers are the
+//! facade's.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,16 +8,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::EXIT_ARTIFACT_FAILED;
-use crate::engine::RunRequest;
-use crate::error::HostError;
-use crate::limits::{self, Limits};
-use crate::outcome::{ErrorKind, Outcome};
-use crate::volume::{self, Location};
+use super::{EXIT_ARTIFACT_FAILED, terminal};
+use llmos::outcome::{ErrorKind, Outcome};
+use llmos::{ArtifactOptions, ArtifactSource, HostError, LimitOverrides, RunOptions, Tier};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The artifact to run (.js, .mjs, .py).
+    /// The artifact to run (a file, system:/path or user:/path).
     pub file: PathBuf,
     /// Language (js, python, ...); by default from the file extension.
     #[arg(long)]
@@ -81,170 +80,51 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// `base` with the limit flags applied.
-    fn apply(&self, mut l: Limits) -> Result<Limits, HostError> {
-        if let Some(f) = &self.fuel {
-            l.fuel = match f.trim().to_ascii_lowercase().as_str() {
-                "none" | "unlimited" | "off" => None,
-                n => Some(n.replace('_', "").parse().map_err(|_| {
-                    HostError::InvalidLimit(format!("--fuel `{f}` is not a number (or `none`)"))
-                })?),
-            };
-        }
-        if let Some(m) = &self.memory {
-            l.memory_bytes = limits::parse_size(m)?;
-        }
-        if let Some(t) = &self.timeout {
-            l.timeout = limits::parse_duration(t)?;
-        }
-        if let Some(o) = &self.output_limit {
-            l.output_bytes = usize::try_from(limits::parse_size(o)?).map_err(|_| {
-                HostError::InvalidLimit(format!("--output-limit `{o}` is too large"))
-            })?;
-        }
-        l.validate()?;
-        Ok(l)
-    }
-
-    /// The strict limits `base`, where flags may only tighten them (an
-    /// untrusted artifact never runs un-metered or with more than `base`).
-    fn tighten(&self, base: Limits) -> Result<Limits, HostError> {
-        let asked = self.apply(base.clone())?;
-        let l = Limits {
-            fuel: match (asked.fuel, base.fuel) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (_, b) => b,
-            },
-            memory_bytes: asked.memory_bytes.min(base.memory_bytes),
-            timeout: asked.timeout.min(base.timeout),
-            output_bytes: asked.output_bytes.min(base.output_bytes),
-            log_records: asked.log_records.min(base.log_records),
-            host_memory_bytes: asked.host_memory_bytes.min(base.host_memory_bytes),
-        };
-        l.validate()?;
-        Ok(l)
-    }
-}
-
-/// How far an artifact is trusted, from where it comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// LLM-generated or `--untrusted`: strict limits, fuel-metered,
-    /// eligible for refinement.
-    Untrusted,
-    /// A user's file: sandboxed, fuel-metered, the user's limits.
-    Sandboxed,
-    /// A hash-verified file of the system volume: the un-metered engine
-    /// (epoch deadline only) with larger limits.
-    Trusted,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Untrusted => "untrusted",
-            Tier::Sandboxed => "sandboxed",
-            Tier::Trusted => "trusted",
-        }
+    fn run_options(&self) -> Result<RunOptions, HostError> {
+        let limits = LimitOverrides::parse(
+            self.fuel.as_deref(),
+            self.memory.as_deref(),
+            self.timeout.as_deref(),
+            self.output_limit.as_deref(),
+        )?;
+        Ok(RunOptions {
+            limits,
+            seed: self.seed,
+        })
     }
 }
 
 pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
+    let rt = super::async_runtime()?;
+    rt.block_on(run_async(args, verbose, config))
+}
+
+async fn run_async(
+    args: RunArgs,
+    verbose: bool,
+    config: Option<PathBuf>,
+) -> Result<ExitCode, HostError> {
     let show_progress = !args.json || verbose;
-    let progress: crate::boot::RuntimeSink =
-        std::sync::Arc::new(super::compile_progress(show_progress));
-    let kernel = super::boot_quietly(
-        crate::boot::BootOptions {
-            config,
-            languages: Some(Vec::new()), // loaded on first use
-            runtime_events: Some(progress),
-            ..Default::default()
+    let llmos = super::boot_lazy(config, verbose, show_progress).await?;
+    let artifact = llmos.artifact(
+        ArtifactSource::Named(args.file.to_string_lossy().into_owned()),
+        &ArtifactOptions {
+            language: args.lang.clone(),
+            id: args.id.clone(),
+            untrusted: args.untrusted,
         },
-        verbose,
     )?;
-    let runtime = &kernel.runtime;
-    let name = args.file.to_string_lossy().into_owned();
-    let location = volume::resolve(&name, kernel.system.root(), &kernel.data_dir)?;
-    let path = location.path().to_path_buf();
-    let source = std::fs::read(&path).map_err(|e| HostError::io(&path, e))?;
-    let source = String::from_utf8(source).map_err(|_| {
-        HostError::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-        )
-    })?;
-    // The tier comes from where the artifact is and whether the system
-    // volume vouches for its content, never from the artifact itself.
-    let tier = if args.untrusted {
-        Tier::Untrusted
-    } else if kernel.system.verifies(&path, source.as_bytes()) {
-        Tier::Trusted
-    } else {
-        Tier::Sandboxed
-    };
-    if matches!(location, Location::System(_)) && tier != Tier::Trusted && !args.untrusted {
-        return Err(HostError::Volume {
-            file: path,
-            reason: "not a verified file of the system volume".into(),
-        });
-    }
-    let limits = match tier {
-        Tier::Trusted => limits::trusted(),
-        Tier::Untrusted => args.tighten(limits::Limits::default())?,
-        Tier::Sandboxed => args.apply(kernel.config.limits(limits::Limits::default())?)?,
-    };
-    let language = match &args.lang {
-        Some(l) => runtime.languages().by_name(l)?.name.clone(),
-        None => runtime.languages().for_path(&path)?.name.clone(),
-    };
-    let filename = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "artifact".into());
-    let artifact_id = match &args.id {
-        Some(id) if !id.trim().is_empty() => id.clone(),
-        Some(_) => return Err(HostError::Usage("--id must not be empty".into())),
-        None => std::fs::canonicalize(&path)
-            .unwrap_or_else(|_| path.clone())
-            .display()
-            .to_string(),
-    };
-    let out_dir = match &args.out {
-        Some(dir) => dir.clone(),
-        None => kernel
-            .data_dir
-            .join("outputs")
-            .join(output_dir_name(&artifact_id)),
-    };
-    let req = RunRequest {
-        language,
-        source,
-        artifact_id,
-        filename,
-        limits,
-        seed: args.seed,
-    };
-    let rt = crate::engine::async_runtime()?;
+    let opts = args.run_options()?;
     let (mut outcome, supervised) = if args.fix || args.trace.is_some() {
-        let s = super::fix::supervise(&args, &kernel.config, runtime, &req, &rt)?;
+        let s = super::fix::supervise(&args, &llmos, &artifact, &opts).await?;
         (s.outcome.clone(), Some(s))
     } else {
-        (rt.block_on(runtime.run(&req))?, None)
+        (llmos.run(&artifact, &opts).await?, None)
     };
-    if !outcome.outputs.is_empty() {
-        // Our own default directory is cleaned of earlier runs' outputs; a
-        // directory the user named is only added to.
-        // A directory that cannot be written costs the files, never the
-        // outcome: it is still reported (outputs then have no `file`).
-        if let Err(e) =
-            crate::outputs::write_files(&mut outcome.outputs, &out_dir, args.out.is_none())
-        {
-            eprintln!(
-                "llmos: warning: cannot write the outputs to {}: {e}",
-                out_dir.display()
-            );
-        }
+    // A directory that cannot be written costs the files, never the outcome:
+    // it is still reported (outputs then have no `file`).
+    if let Err(e) = llmos.save_outputs(&mut outcome, &artifact, args.out.as_deref()) {
+        eprintln!("llmos: warning: cannot write the outputs: {e}");
     }
 
     if args.json {
@@ -254,18 +134,18 @@ pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<Exit
         })?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("file".into(), args.file.display().to_string().into());
-            obj.insert("tier".into(), tier.as_str().into());
+            obj.insert("tier".into(), artifact.tier.as_str().into());
             if let Some(s) = &supervised {
                 obj.insert("supervisor".into(), super::fix::summary_json(s, &args));
             }
         }
         println!("{v}");
     } else {
-        let mut shown = req.clone();
-        if let Some(s) = &supervised {
-            shown.source = s.code.clone();
-        }
-        print_human(&outcome, &shown, tier);
+        let source = match &supervised {
+            Some(s) => s.code.as_str(),
+            None => artifact.source.as_str(),
+        };
+        print_human(&outcome, source, artifact.tier);
     }
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
@@ -274,12 +154,25 @@ pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<Exit
     })
 }
 
-fn print_human(o: &Outcome, req: &RunRequest, tier: Tier) {
+/// The outcome for a person: the artifact's stdout on stdout, the rest on
+/// stderr. Guest text in llmos's own lines (values, errors, logs, summaries)
+/// always goes through [`terminal`]; the artifact's own stdout and stderr
+/// are cleaned when they go to a terminal and passed through byte for byte
+/// when redirected (`llmos run x.py > data.csv`).
+fn print_human(o: &Outcome, source: &str, tier: Tier) {
+    use std::io::IsTerminal;
+    let stream = |text: &str, tty: bool| {
+        if tty {
+            terminal::clean(text)
+        } else {
+            text.to_string()
+        }
+    };
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(o.stdout.as_bytes());
+    let _ = out.write_all(stream(&o.stdout, out.is_terminal()).as_bytes());
     let _ = out.flush();
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(o.stderr.as_bytes());
+    let _ = err.write_all(stream(&o.stderr, err.is_terminal()).as_bytes());
     let fuel = o
         .fuel_consumed
         .map(|f| format!(", fuel {f}"))
@@ -301,71 +194,57 @@ fn print_human(o: &Outcome, req: &RunRequest, tier: Tier) {
             err,
             "[output {}] {}{}{}",
             out.index,
-            out.summary,
+            terminal::line(&out.summary),
             if files.is_empty() { "" } else { " → " },
             files.join(", ")
         );
     }
     for log in &o.logs {
-        let fields: Vec<_> = log.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let fields: Vec<_> = log
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", terminal::line(k), terminal::line(v)))
+            .collect();
         let _ = writeln!(
             err,
             "[{:?}] {} {}",
             log.level,
-            log.message,
+            terminal::line(&log.message),
             fields.join(" ")
         );
     }
     if o.is_ok() {
         if let Some(v) = &o.value {
-            let _ = writeln!(err, "=> {v}");
+            let _ = writeln!(err, "=> {}", terminal::clean(v));
         }
         let _ = writeln!(err, "✓ ok ({facts})");
         return;
     }
     let _ = writeln!(err, "✗ {} ({facts})", o.status);
-    let _ = writeln!(err, "  {}", o.summary());
+    let _ = writeln!(err, "  {}", terminal::clean(&o.summary()));
     if let Some(e) = &o.error
         && e.kind != ErrorKind::Exit
     {
-        if let (Some(line), col) = (e.line, e.column.unwrap_or(1))
-            && let Some(text) = req.source.lines().nth(line.saturating_sub(1) as usize)
+        if let Some(line) = e.line
+            && let Some(text) = source.lines().nth(line.saturating_sub(1) as usize)
         {
+            let text = terminal::line(text);
             let _ = writeln!(err, "  {line:>4} | {text}");
-            let pad = " ".repeat(col.saturating_sub(1) as usize);
+            // The caret stays under the line shown: a column past its end
+            // (or absurdly large) is clamped to it.
+            let col = e.column.unwrap_or(1).saturating_sub(1) as usize;
+            let pad = " ".repeat(col.min(text.chars().count()));
             let _ = writeln!(err, "       | {pad}^");
         }
         for f in e.stack.iter().rev() {
             let _ = writeln!(
                 err,
                 "    at {} ({}:{}:{})",
-                f.function, f.file, f.line, f.column
+                terminal::line(&f.function),
+                terminal::line(&f.file),
+                f.line,
+                f.column
             );
         }
     }
-}
-
-/// Directory name for an artifact's outputs: readable, unique per id.
-fn output_dir_name(artifact_id: &str) -> String {
-    let stem = std::path::Path::new(artifact_id)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    let hash = xxhash_rust::xxh3::xxh3_64(artifact_id.as_bytes());
-    format!(
-        "{}-{:08x}",
-        if stem.is_empty() { "artifact" } else { &stem },
-        hash as u32
-    )
 }
