@@ -31,14 +31,19 @@ use serde::Deserialize;
 use crate::error::HostError;
 use crate::limits::{self, Limits};
 
+/// The parsed `llmos.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The user data directory (storage, outputs, `user:/` artifacts).
     pub data_dir: Option<PathBuf>,
+    /// Default limits of sandboxed runs.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The LLM provider for `--fix`.
     #[serde(default)]
     pub llm: LlmSection,
+    /// Where the system volume, components and cache are.
     #[serde(default)]
     pub volumes: VolumesConfig,
     /// Where the file was read from (not a key).
@@ -46,31 +51,43 @@ pub struct Config {
     pub path: Option<PathBuf>,
 }
 
+/// The `[limits]` section: defaults for sandboxed runs.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// A number of fuel units, or "none".
     pub fuel: Option<toml::Value>,
+    /// Linear memory, e.g. `"128MiB"`.
     pub memory: Option<String>,
+    /// Wall clock, e.g. `"10s"`.
     pub timeout: Option<String>,
+    /// Captured bytes per stream, e.g. `"1MiB"`.
     pub output: Option<String>,
 }
 
+/// The `[llm]` section (environment variables and flags win over it).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSection {
+    /// `openai` or `anthropic`.
     pub provider: Option<String>,
+    /// API base URL.
     pub url: Option<String>,
+    /// Model name.
     pub model: Option<String>,
     /// Seconds.
     pub timeout: Option<u64>,
 }
 
+/// The `[volumes]` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VolumesConfig {
+    /// The system volume directory.
     pub system: Option<PathBuf>,
+    /// The guest components directory.
     pub components: Option<PathBuf>,
+    /// The precompiled-component cache directory.
     pub cache: Option<PathBuf>,
 }
 

@@ -27,8 +27,11 @@ use crate::state::HostState;
 /// Where a runtime finds its pieces.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// Directory of the guest components (`quickjs.wasm`, ...).
     pub components_dir: PathBuf,
+    /// The system volume (manifests, stdlibs, prompts).
     pub system_volume: PathBuf,
+    /// The precompiled-component cache.
     pub cache_dir: PathBuf,
     /// The user data directory: the storage database lives here.
     pub data_dir: PathBuf,
@@ -56,18 +59,21 @@ pub const STORAGE_FILE: &str = "storage.db";
 pub struct RunRequest {
     /// Language name or alias (see the language manifests).
     pub language: String,
+    /// The program text.
     pub source: String,
     /// File name shown in the artifact's stack traces; empty means
     /// `artifact.<the language's first extension>`.
     pub filename: String,
     /// Identifies the artifact in logs, and names its storage namespace.
     pub artifact_id: String,
+    /// The run's limits.
     pub limits: Limits,
     /// Seed for the guest's randomness; `None` draws from the host.
     pub seed: Option<u64>,
 }
 
 impl RunRequest {
+    /// A request with default limits, id `artifact` and the language's default file name.
     pub fn new(language: impl Into<String>, source: impl Into<String>) -> Self {
         let language = language.into();
         RunRequest {
@@ -90,11 +96,14 @@ struct EngineSlot {
 
 /// A language ready to instantiate on one engine.
 pub struct Prepared {
+    /// The language's manifest.
     pub language: Manifest,
     /// Whether this was prepared on the fuel-metered engine.
     pub metered: bool,
-    pub pre: LanguagePre<HostState>,
+    pub(crate) pre: LanguagePre<HostState>,
+    /// Whether the component came from the cache or was compiled.
     pub cache: CacheStatus,
+    /// Time to load (or compile) and link it.
     pub load_ms: f64,
     /// The storage database shared by every run of this runtime.
     pub storage: Arc<StorageService>,
@@ -104,6 +113,7 @@ pub struct Prepared {
 
 /// Something that happened while preparing a language, for progress display.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum RuntimeEvent {
     /// A component is being compiled (first run or after a change): slow.
     Compiling {

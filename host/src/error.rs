@@ -6,22 +6,29 @@
 
 use std::path::PathBuf;
 
+/// Why llmos could not run an artifact.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum HostError {
+    /// No manifest answers to this name.
     #[error("unknown language `{name}` (known: {known})")]
     UnknownLanguage { name: String, known: String },
 
     #[error(
         "cannot tell the language of `{path}` from its extension; pass --lang (known: {known})"
     )]
+    /// No manifest claims this extension.
     UndetectedLanguage { path: PathBuf, known: String },
 
+    /// A language's component file does not exist.
     #[error("component `{path}` is missing; build the guests with `make guests`")]
     ComponentMissing { path: PathBuf },
 
+    /// A language manifest is invalid.
     #[error("invalid language manifest `{path}`: {reason}")]
     Manifest { path: PathBuf, reason: String },
 
+    /// A file could not be read or written.
     #[error("cannot read `{path}`: {source}")]
     Io {
         path: PathBuf,
@@ -29,9 +36,11 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    /// A component could not be compiled or linked.
     #[error("cannot compile component `{path}`: {reason}")]
     Compile { path: PathBuf, reason: String },
 
+    /// A limit value is malformed or out of range.
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
 
@@ -56,6 +65,7 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    /// An engine error outside any run.
     #[error("wasmtime: {0:#}")]
     Wasmtime(wasmtime::Error),
 }

@@ -155,6 +155,7 @@ impl Languages {
         Ok(langs)
     }
 
+    /// Add a manifest read from `path`, refusing name, alias or extension clashes.
     pub fn add(&mut self, m: Manifest, path: &Path) -> Result<(), HostError> {
         for other in &self.list {
             let clash = std::iter::once(&m.name)
@@ -175,6 +176,7 @@ impl Languages {
         Ok(())
     }
 
+    /// Every language, in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Manifest> {
         self.list.iter()
     }

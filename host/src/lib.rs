@@ -72,11 +72,13 @@
 //! - [`supervisor`]: error reports and the LLM repair loop.
 //! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
 
+#![warn(missing_docs)]
+
 pub mod apiref;
-pub mod bindings;
+mod bindings;
 pub mod boot;
 pub mod cache;
-pub mod capture;
+mod capture;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -87,14 +89,15 @@ pub mod limits;
 pub mod meter;
 pub mod outcome;
 pub mod outputs;
-pub mod paths;
+mod paths;
 pub mod preinit;
-pub mod state;
+mod state;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
 pub mod volume;
 
 pub use boot::BootOptions;
+pub use capture::truncation_marker;
 pub use engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
 pub use error::HostError;
 #[cfg(feature = "supervisor")]
@@ -102,5 +105,5 @@ pub use facade::FixOptions;
 pub use facade::{
     Artifact, ArtifactOptions, ArtifactSource, LimitOverrides, Llmos, RunOptions, Tier, parse_fuel,
 };
-pub use limits::Limits;
+pub use limits::{Limits, Quotas};
 pub use outcome::{Outcome, Status};

@@ -61,9 +61,13 @@ pub struct Limits {
 
 /// Fuel for roughly one second of guest work on this class of machine.
 pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+/// Default linear memory of a sandboxed run.
 pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
+/// Default wall clock of a sandboxed run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bytes captured per stream.
 pub const DEFAULT_OUTPUT_BYTES: usize = 1 << 20;
+/// Default log records per run.
 pub const DEFAULT_LOG_RECORDS: usize = 10_000;
 
 /// Maximum size of the wasm call stack (native stack used by compiled wasm).
@@ -81,7 +85,9 @@ pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Maximum instances / tables / memories per store.
 pub const MAX_INSTANCES: usize = 64;
+/// Maximum tables per store.
 pub const MAX_TABLES: usize = 64;
+/// Maximum memories per store.
 pub const MAX_MEMORIES: usize = 8;
 
 /// The kernel APIs' quotas: a value carried in the runtime configuration
@@ -190,6 +196,7 @@ impl Limits {
         (self.timeout.as_nanos().div_ceil(tick)).max(1) as u64
     }
 
+    /// Refuse limits no run can have (zero fuel, tiny memory, zero time).
     pub fn validate(&self) -> Result<(), HostError> {
         if self.fuel == Some(0) {
             return Err(HostError::InvalidLimit("fuel must be positive".into()));
@@ -277,6 +284,7 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// A limiter allowing `limit` bytes of linear memory.
     pub fn new(limit: u64) -> Self {
         MemoryLimiter {
             limit,
@@ -285,9 +293,11 @@ impl MemoryLimiter {
             denied: false,
         }
     }
+    /// The most linear memory held at once.
     pub fn peak(&self) -> u64 {
         self.peak
     }
+    /// Whether a growth was ever refused.
     pub fn denied(&self) -> bool {
         self.denied
     }
@@ -339,6 +349,7 @@ pub struct EpochTicker {
 }
 
 impl EpochTicker {
+    /// Start ticking `engine`'s epoch (the thread ends with the ticker or the engine).
     pub fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();

@@ -12,19 +12,26 @@ use crate::outputs::Output;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The artifact ran to completion (or exited with code 0).
     Ok,
     /// The artifact raised an exception, failed to parse, or exited non-zero.
     Error,
+    /// The fuel budget ran out (guest code or host work it caused).
     OutOfFuel,
+    /// The wall-clock limit passed.
     Timeout,
+    /// The memory limit refused a growth and the run then failed.
     MemoryLimit,
+    /// The wasm stack ran out.
     StackOverflow,
+    /// stdout, stderr or the logs went past their limit.
     OutputLimit,
     /// Any other trap (with its message and wasm backtrace).
     Trap,
 }
 
 impl Status {
+    /// The snake_case name used in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -45,33 +52,47 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// What kind of guest error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
+    /// The source did not parse.
     Syntax,
+    /// An exception escaped the artifact.
     Runtime,
+    /// The artifact asked to exit with a non-zero code.
     Exit,
 }
 
 /// One frame of the artifact's stack (1-based positions in its own source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
+    /// Function name (`<module>`, `<anonymous>`...).
     pub function: String,
+    /// The artifact's file name.
     pub file: String,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column.
     pub column: u32,
 }
 
 /// The guest's own error, in the guest language's terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestError {
+    /// Syntax, runtime or exit.
     pub kind: ErrorKind,
+    /// The language's class name (`TypeError`, `ZeroDivisionError`).
     pub class: String,
+    /// The message (clipped).
     pub message: String,
+    /// 1-based line in the artifact, if known.
     pub line: Option<u32>,
+    /// 1-based column in the artifact, if known.
     pub column: Option<u32>,
     /// Outermost frame first.
     pub stack: Vec<Frame>,
+    /// The exit code of an `exit` error.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i32>,
     /// The artifact's top-level variables when the error was raised.
@@ -82,8 +103,11 @@ pub struct GuestError {
 /// One top-level variable of the artifact at the time of an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
+    /// The variable's name.
     pub name: String,
+    /// Its type in the language's terms.
     pub type_name: String,
+    /// A short display of its value (clipped).
     pub preview: String,
 }
 
@@ -227,24 +251,34 @@ pub fn classify(err: &wasmtime::Error, memory_denied: bool) -> Abort {
 /// A trap or limit reported by Wasmtime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrapInfo {
+    /// The trap's cause, e.g. `all fuel consumed by WebAssembly`.
     pub message: String,
     /// The wasm backtrace, when Wasmtime captured one.
     pub backtrace: Option<String>,
 }
 
+/// Severity of a log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
+    /// Debug.
     Debug,
+    /// Info.
     Info,
+    /// Warning.
     Warn,
+    /// Error.
     Error,
 }
 
+/// One record of the kernel log API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// Severity.
     pub level: LogLevel,
+    /// The message (clipped with the log's byte budget).
     pub message: String,
+    /// Structured fields, displayed.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub fields: Vec<(String, String)>,
 }
@@ -252,18 +286,27 @@ pub struct LogRecord {
 /// Everything a run produced. Serialised as-is for `llmos run --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// How the run ended.
     pub status: Status,
+    /// The language's manifest name.
     pub language: String,
+    /// Captured stdout (cut at the output limit, with a marker).
     pub stdout: String,
+    /// Captured stderr (cut at the output limit, with a marker).
     pub stderr: String,
     /// Display of the last expression's value (Python) or completion value (JS).
     pub value: Option<String>,
+    /// The guest's error, for `error` (and failed limit runs that raised one).
     pub error: Option<GuestError>,
+    /// The trap, for limits and traps.
     pub trap: Option<TrapInfo>,
     /// Fuel used, when the run was metered.
     pub fuel_consumed: Option<u64>,
+    /// Peak linear memory.
     pub memory_peak_bytes: u64,
+    /// Instantiation plus run, in milliseconds.
     pub duration_ms: f64,
+    /// Records of the kernel log API.
     pub logs: Vec<LogRecord>,
     /// Streams cut at the output limit (`stdout`, `stderr`, `logs`).
     pub truncated: Vec<String>,
@@ -273,6 +316,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether the status is `ok`.
     pub fn is_ok(&self) -> bool {
         self.status == Status::Ok
     }

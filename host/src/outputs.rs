@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// MIME type of SVG pictures.
 pub const MIME_SVG: &str = "image/svg+xml";
+/// MIME type of PNG pictures.
 pub const MIME_PNG: &str = "image/png";
+/// MIME type of the run's document.
 pub const MIME_HTML: &str = "text/html";
+/// MIME type of 3D scenes.
 pub const MIME_SCENE: &str = "application/vnd.llmos.scene+json";
+/// MIME type of text summaries.
 pub const MIME_TEXT: &str = "text/plain";
 
 /// What produced an output.
@@ -34,6 +39,7 @@ pub enum OutputKind {
 }
 
 impl OutputKind {
+    /// The snake_case name used in JSON and file names.
     pub fn as_str(self) -> &'static str {
         match self {
             OutputKind::Plot => "plot",
@@ -48,6 +54,7 @@ impl OutputKind {
 /// One representation of an output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputItem {
+    /// Its MIME type.
     pub mime: String,
     /// Size of `data` in bytes.
     pub bytes: usize,
@@ -64,9 +71,11 @@ pub struct OutputItem {
 pub struct Output {
     /// Position in the run's outputs (what the kernel call returned).
     pub index: u32,
+    /// What produced it.
     pub kind: OutputKind,
     /// The `text/plain` representation: a one-line description.
     pub summary: String,
+    /// Its representations, one per MIME type.
     pub items: Vec<OutputItem>,
 }
 
@@ -92,6 +101,7 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// An empty list bounded in count and total bytes.
     pub fn new(max_outputs: usize, max_bytes: usize) -> Self {
         Outputs {
             list: Vec::new(),
@@ -149,14 +159,17 @@ impl Outputs {
         Ok(index)
     }
 
+    /// How many outputs.
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
+    /// The outputs, in order.
     pub fn into_vec(self) -> Vec<Output> {
         self.list
     }

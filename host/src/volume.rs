@@ -96,6 +96,7 @@ impl SystemVolume {
         })
     }
 
+    /// The volume's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -186,6 +187,7 @@ pub enum Location {
 }
 
 impl Location {
+    /// The file the name resolved to.
     pub fn path(&self) -> &Path {
         match self {
             Location::System(p) | Location::User(p) | Location::Path(p) => p,

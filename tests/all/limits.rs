@@ -143,7 +143,7 @@ fn stdout_floods_hit_the_output_limit_with_bounded_capture() {
         } else {
             (&o.stdout, "stdout")
         };
-        let marker = llmos::capture::truncation_marker(stream, limit);
+        let marker = llmos::truncation_marker(stream, limit);
         assert!(text.ends_with(&marker), "{file}: no marker");
         assert!(
             text.len() <= limit + 1 + marker.len(),

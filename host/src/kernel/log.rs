@@ -33,6 +33,7 @@ pub struct LogCtx {
 }
 
 impl LogCtx {
+    /// A run's log, bounded by record count and bytes (overheads included).
     pub fn new(artifact: impl Into<String>, max_records: usize, max_bytes: usize) -> Self {
         LogCtx {
             artifact: artifact.into(),
@@ -44,14 +45,17 @@ impl LogCtx {
         }
     }
 
+    /// The records so far.
     pub fn records(&self) -> &[LogRecord] {
         &self.records
     }
 
+    /// The records, for the outcome.
     pub fn into_records(self) -> Vec<LogRecord> {
         self.records
     }
 
+    /// Whether a record was refused.
     pub fn truncated(&self) -> bool {
         self.truncated
     }
