@@ -6,18 +6,55 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use super::run::RunArgs;
+use std::path::PathBuf;
+
+use clap::Args;
+
 use super::terminal;
 use llmos::supervisor::llm::{self, LlmOverrides};
 use llmos::supervisor::trace::{Trace, TraceResult};
 use llmos::supervisor::{Event, Supervised};
 use llmos::{Artifact, FixOptions, HostError, Llmos, RunOptions};
 
+/// The `--fix` flags of `llmos run`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// When the artifact fails, ask an LLM for a fix and retry (see
+    /// LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL).
+    #[arg(long)]
+    pub fix: bool,
+    /// Repairs to try after the first run.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// LLM model name.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// LLM API base URL, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// Fuel across every attempt (default 4 × the per-run fuel).
+    #[arg(long, value_name = "N")]
+    pub budget_fuel: Option<u64>,
+    /// Wall-clock time across every attempt and LLM call, e.g. 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub budget_time: Option<String>,
+    /// Write the fixed code here when a repair succeeds.
+    #[arg(long, value_name = "PATH")]
+    pub write_fixed: Option<PathBuf>,
+    /// Write the execution trace (every attempt, prompt, answer, diff) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
 /// Run the artifact under the supervisor (repairing it if `--fix` and a
 /// provider is configured), showing each step on stderr, and write
 /// `--write-fixed` and `--trace` files.
 pub async fn supervise(
-    args: &RunArgs,
+    args: &FixArgs,
+    live: bool,
     llmos: &Llmos,
     artifact: &Artifact,
     opts: &RunOptions,
@@ -48,7 +85,6 @@ pub async fn supervise(
             .map(llmos::limits::parse_duration)
             .transpose()?,
     };
-    let live = !args.json;
     let display = Display::new(live, provider.as_ref().map(|p| p.model().to_string()));
     let supervised = llmos
         .fix(artifact, opts, &fix, provider.as_deref(), &|e| {
@@ -77,7 +113,7 @@ pub async fn supervise(
 }
 
 /// The `supervisor` member of `llmos run --fix --json`.
-pub fn summary_json(s: &Supervised, args: &RunArgs) -> serde_json::Value {
+pub fn summary_json(s: &Supervised, args: &FixArgs) -> serde_json::Value {
     let repairs = s.trace.attempts.len().saturating_sub(1);
     serde_json::json!({
         "result": s.trace.result,

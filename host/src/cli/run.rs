@@ -49,34 +49,9 @@ pub struct RunArgs {
     /// strict default limits, fuel-metered, whatever its location.
     #[arg(long)]
     pub untrusted: bool,
-    /// When the artifact fails, ask an LLM for a fix and retry (see
-    /// LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL).
-    #[arg(long)]
-    pub fix: bool,
-    /// Repairs to try after the first run.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub max_attempts: u32,
-    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
-    #[arg(long)]
-    pub provider: Option<String>,
-    /// LLM model name.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// LLM API base URL, e.g. http://127.0.0.1:11434/v1.
-    #[arg(long, value_name = "URL")]
-    pub llm_url: Option<String>,
-    /// Fuel across every attempt (default 4 × the per-run fuel).
-    #[arg(long, value_name = "N")]
-    pub budget_fuel: Option<u64>,
-    /// Wall-clock time across every attempt and LLM call, e.g. 5m.
-    #[arg(long, value_name = "DURATION")]
-    pub budget_time: Option<String>,
-    /// Write the fixed code here when a repair succeeds.
-    #[arg(long, value_name = "PATH")]
-    pub write_fixed: Option<PathBuf>,
-    /// Write the execution trace (every attempt, prompt, answer, diff) as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
+    /// Self-correction (`--fix` and its options).
+    #[command(flatten)]
+    pub repair: super::fix::FixArgs,
 }
 
 impl RunArgs {
@@ -115,8 +90,8 @@ async fn run_async(
         },
     )?;
     let opts = args.run_options()?;
-    let (mut outcome, supervised) = if args.fix || args.trace.is_some() {
-        let s = super::fix::supervise(&args, &llmos, &artifact, &opts).await?;
+    let (mut outcome, supervised) = if args.repair.fix || args.repair.trace.is_some() {
+        let s = super::fix::supervise(&args.repair, !args.json, &llmos, &artifact, &opts).await?;
         (s.outcome.clone(), Some(s))
     } else {
         (llmos.run(&artifact, &opts).await?, None)
@@ -136,7 +111,10 @@ async fn run_async(
             obj.insert("file".into(), args.file.display().to_string().into());
             obj.insert("tier".into(), artifact.tier.as_str().into());
             if let Some(s) = &supervised {
-                obj.insert("supervisor".into(), super::fix::summary_json(s, &args));
+                obj.insert(
+                    "supervisor".into(),
+                    super::fix::summary_json(s, &args.repair),
+                );
             }
         }
         println!("{v}");
