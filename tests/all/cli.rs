@@ -310,3 +310,38 @@ fn an_unwritable_output_directory_still_reports_the_outcome() {
     assert_eq!(v["outputs"].as_array().map(Vec::len), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write the outputs"));
 }
+
+#[test]
+fn source_on_stdin_runs_untrusted() {
+    use std::io::Write;
+    let cfg = test_config();
+    let mut child = Command::new(llmos_bin())
+        .args(["run", "-", "--lang", "python", "--json", "--fuel", "none"])
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", &cfg.data_dir)
+        .env_remove("LLMOS_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn llmos");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"print('hi')\n6 * 7\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(
+        (v["value"].as_str(), v["tier"].as_str()),
+        (Some("42"), Some("untrusted"))
+    );
+    // Untrusted: `--fuel none` cannot lift the fuel limit.
+    assert!(v["fuel_consumed"].is_u64(), "{v}");
+    let out = llmos(&["run", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lang"));
+}

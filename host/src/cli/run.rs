@@ -14,7 +14,8 @@ use llmos::{ArtifactOptions, ArtifactSource, HostError, LimitOverrides, RunOptio
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The artifact to run (a file, system:/path or user:/path).
+    /// The artifact to run: a file, system:/path, user:/path, or `-` for
+    /// source on stdin (untrusted; needs --lang).
     pub file: PathBuf,
     /// Language (js, python, ...); by default from the file extension.
     #[arg(long)]
@@ -81,8 +82,25 @@ async fn run_async(
 ) -> Result<ExitCode, HostError> {
     let show_progress = !args.json || verbose;
     let llmos = super::boot_lazy(config, verbose, show_progress).await?;
+    let source = if args.file.as_os_str() == "-" {
+        let Some(language) = args.lang.clone() else {
+            return Err(HostError::Usage(
+                "`llmos run -` reads source from stdin and needs --lang".into(),
+            ));
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| HostError::io("<stdin>", e))?;
+        ArtifactSource::Inline {
+            language,
+            source: text,
+            name: None,
+        }
+    } else {
+        ArtifactSource::Named(args.file.to_string_lossy().into_owned())
+    };
     let artifact = llmos.artifact(
-        ArtifactSource::Named(args.file.to_string_lossy().into_owned()),
+        source,
         &ArtifactOptions {
             language: args.lang.clone(),
             id: args.id.clone(),
