@@ -345,3 +345,37 @@ fn source_on_stdin_runs_untrusted() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--lang"));
 }
+
+#[test]
+fn limits_come_from_flags_then_environment_then_config() {
+    let cfg = test_config();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("llmos.toml");
+    std::fs::write(&conf, "[limits]\nfuel = 1000\n").expect("write");
+    let run = |env_fuel: Option<&str>, flag: Option<&str>| {
+        let mut c = Command::new(llmos_bin());
+        c.args(["run", &path("js/hello.js"), "--json", "--config"])
+            .arg(&conf)
+            .env("LLMOS_COMPONENTS", &cfg.components_dir)
+            .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+            .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+            .env("LLMOS_DATA_DIR", &cfg.data_dir)
+            .env_remove("LLMOS_FUEL");
+        if let Some(f) = env_fuel {
+            c.env("LLMOS_FUEL", f);
+        }
+        if let Some(f) = flag {
+            c.args(["--fuel", f]);
+        }
+        c.output().expect("spawn llmos")
+    };
+    let status = |o: Output| json(&o)["status"].clone();
+    // The config file's 1000 is too little for hello.js; the environment and
+    // then the flag win over it.
+    assert_eq!(status(run(None, None)), "out_of_fuel");
+    assert_eq!(status(run(Some("1000000000"), None)), "ok");
+    assert_eq!(status(run(Some("1000000000"), Some("1000"))), "out_of_fuel");
+    let bad = run(Some("lots"), None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("environment"));
+}
