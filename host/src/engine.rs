@@ -505,6 +505,8 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         trap,
         fuel_consumed,
         memory_peak_bytes: state.limiter.peak(),
+        host_fuel: state.meter.host_fuel(),
+        host_memory_peak_bytes: state.meter.memory_peak(),
         duration_ms,
         logs: state.log.into_records(),
         truncated,

@@ -304,6 +304,13 @@ pub struct Outcome {
     pub fuel_consumed: Option<u64>,
     /// Peak linear memory.
     pub memory_peak_bytes: u64,
+    /// Fuel charged for host work done in kernel calls (included in
+    /// `fuel_consumed`; 0 for un-metered runs).
+    #[serde(default)]
+    pub host_fuel: u64,
+    /// Most host-side bytes the run's kernel calls held at once.
+    #[serde(default)]
+    pub host_memory_peak_bytes: u64,
     /// Instantiation plus run, in milliseconds.
     pub duration_ms: f64,
     /// Records of the kernel log API.
