@@ -104,3 +104,18 @@ fn empty_log_fields_cost_log_budget() {
     // 1 MiB of log budget at 48+ bytes per field.
     assert!(fields < 30_000, "{fields} fields kept");
 }
+
+#[test]
+fn a_clean_exit_is_ok_and_carries_no_error() {
+    for (lang, src) in [
+        ("python", "print('bye')\nimport sys\nsys.exit(0)"),
+        ("python", "import os\nos._exit(0)"),
+        ("js", "console.log('bye'); kernel.exit(0)"),
+    ] {
+        let o = llmos_tests::run(lang, src);
+        assert_eq!(o.status, llmos::Status::Ok, "{src}: {o:?}");
+        assert!(o.error.is_none() && o.trap.is_none(), "{src}: {o:?}");
+        let v = serde_json::to_value(&o).expect("json");
+        assert!(v["error"].is_null(), "{v}");
+    }
+}
