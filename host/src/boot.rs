@@ -29,7 +29,6 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
 use crate::error::HostError;
-use crate::facade::Llmos;
 use crate::limits::Quotas;
 use crate::volume::{SystemVolume, USER_ARTIFACTS};
 
@@ -470,12 +469,4 @@ async fn check_languages(
         t,
         summary(stdlibs, "kernel stdlib and init scripts checked"),
     )
-}
-
-impl Llmos {
-    /// Boot the kernel, reporting each stage to `on_event`. Awaitable inside
-    /// any tokio runtime; blocking work runs on blocking threads.
-    pub async fn boot(opts: &BootOptions, on_event: BootSink<'_>) -> Result<Llmos, HostError> {
-        Ok(Llmos::from_booted(boot(opts, on_event).await?))
-    }
 }

@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::boot::{Booted, Stage};
+use crate::boot::{BootOptions, BootSink, Booted, Stage};
 use crate::config::Config;
 use crate::engine::{RunRequest, Runtime};
 use crate::error::HostError;
@@ -241,7 +241,13 @@ pub struct RunOptions {
 }
 
 impl Llmos {
-    pub(crate) fn from_booted(b: Booted) -> Llmos {
+    /// Boot the kernel, reporting each stage to `on_event`. Awaitable inside
+    /// any tokio runtime; blocking work runs on blocking threads.
+    pub async fn boot(opts: &BootOptions, on_event: BootSink<'_>) -> Result<Llmos, HostError> {
+        Ok(Llmos::from_booted(crate::boot::boot(opts, on_event).await?))
+    }
+
+    fn from_booted(b: Booted) -> Llmos {
         Llmos {
             config: b.config,
             runtime: b.runtime,
