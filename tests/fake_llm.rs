@@ -491,7 +491,12 @@ fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, 
         Api::Anthropic
     } else {
         let body = json!({"error": {"message": format!("fake LLM: unknown path {path}")}});
-        return (404, Vec::new(), Body::Fixed(body.to_string()), Duration::ZERO);
+        return (
+            404,
+            Vec::new(),
+            Body::Fixed(body.to_string()),
+            Duration::ZERO,
+        );
     };
     let Some(reply) = lock(&shared.script).pop_front() else {
         let message = format!(
@@ -558,7 +563,12 @@ fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, 
             code,
             declared,
             total,
-        } => (code, Vec::new(), Body::Stream { declared, total }, reply.delay),
+        } => (
+            code,
+            Vec::new(),
+            Body::Stream { declared, total },
+            reply.delay,
+        ),
     }
 }
 

@@ -269,8 +269,8 @@ impl ComponentCache {
             .with_extension(format!("stamp.tmp{}", std::process::id()));
         // A stamp is only a shortcut: failing to write one costs a rehash next
         // time. `load` has made the directory private before any stamp.
-        let _ = std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
+        let _ =
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
     }
 
     fn sum_path(path: &Path) -> PathBuf {
@@ -403,7 +403,9 @@ mod tests {
         evil[mid] ^= 0xff;
         std::fs::write(&path, &evil).expect("swap");
         assert_eq!(verified.bytes(), &cwasm[..]);
-        verified.deserialize(&engine).expect("deserializes the verified copy");
+        verified
+            .deserialize(&engine)
+            .expect("deserializes the verified copy");
 
         // The next load reads the swapped file and its checksum refuses it.
         assert_eq!(

@@ -187,7 +187,9 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0)
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0)
     }
 
     #[test]
@@ -215,7 +217,10 @@ mod tests {
                     mode: bad
                 })
             );
-            assert!(err.to_string().contains("other users can write it"), "{err}");
+            assert!(
+                err.to_string().contains("other users can write it"),
+                "{err}"
+            );
         }
     }
 
@@ -225,7 +230,10 @@ mod tests {
         let f = t.path().join("file");
         std::fs::write(&f, "x").expect("write");
         let err = ensure_private_dir(&f).expect_err("file");
-        assert!(matches!(unsafe_dir(&err), Some(UnsafeDir::NotADirectory { .. })));
+        assert!(matches!(
+            unsafe_dir(&err),
+            Some(UnsafeDir::NotADirectory { .. })
+        ));
 
         let open = t.path().join("open");
         std::fs::create_dir(&open).expect("mkdir");

@@ -57,7 +57,10 @@ fn loading_through_the_cache_creates_it_private() {
         .map(|e| e.path())
         .collect();
     assert!(!entries.is_empty());
-    for e in entries.iter().filter(|p| p.extension().is_some_and(|x| x == "cwasm" || x == "sum")) {
+    for e in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm" || x == "sum"))
+    {
         assert_eq!(mode(e) & 0o077, 0, "{}", e.display());
     }
 }
@@ -80,7 +83,10 @@ fn a_world_or_group_writable_cache_dir_is_refused_with_a_clear_error() {
             "{err}"
         );
         let text = err.to_string();
-        assert!(text.contains(&cfg.cache_dir.display().to_string()), "{text}");
+        assert!(
+            text.contains(&cfg.cache_dir.display().to_string()),
+            "{text}"
+        );
         assert!(text.contains("other users can write it"), "{text}");
         assert!(text.contains("chmod 700"), "{text}");
         // Nothing was written into it.
@@ -117,7 +123,10 @@ fn a_cache_dir_owned_by_another_user_is_refused() {
     }
     let err = ensure_private_dir(&dir).expect_err("refused");
     assert!(
-        matches!(unsafe_dir(&err), Some(UnsafeDir::ForeignOwner { owner: 4242, .. })),
+        matches!(
+            unsafe_dir(&err),
+            Some(UnsafeDir::ForeignOwner { owner: 4242, .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("uid 4242"), "{err}");
@@ -162,5 +171,8 @@ fn a_cache_entry_swapped_after_verification_cannot_be_loaded() {
         CacheStatus::Compiled(Rebuild::Corrupt("checksum mismatch".into()))
     );
     let rt = Runtime::new(cfg).expect("runtime");
-    assert_eq!(rt.prepare("js", true).expect("prepare").cache, CacheStatus::Hit);
+    assert_eq!(
+        rt.prepare("js", true).expect("prepare").cache,
+        CacheStatus::Hit
+    );
 }

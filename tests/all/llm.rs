@@ -692,7 +692,10 @@ async fn an_endless_body_is_abandoned_at_the_cap() {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
     assert_no_key(&err);
     // Not retried, and the client hung up: the server's writes failed and the
     // endless stream ended.
@@ -740,7 +743,10 @@ async fn a_declared_huge_length_is_refused_before_reading() {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("Content-Length 1099511627776"), "{err}");
+    assert!(
+        err.to_string().contains("Content-Length 1099511627776"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     let s = wait_streamed(&fake).await;
     assert!(s.finished && s.client_hung_up, "{s:?}");
@@ -849,7 +855,14 @@ async fn a_key_over_plain_http_to_a_remote_host_is_refused_at_configuration() {
     }
     // https anywhere and http to loopback are fine with a key.
     assert!(provider(config(ProviderKind::OpenAi, "https://llm.example.com/v1")).is_ok());
-    for url in ["http://127.0.0.1:9/v1", "http://localhost:9/v1", "http://[::1]:9/v1"] {
-        assert!(provider(config(ProviderKind::Anthropic, url)).is_ok(), "{url}");
+    for url in [
+        "http://127.0.0.1:9/v1",
+        "http://localhost:9/v1",
+        "http://[::1]:9/v1",
+    ] {
+        assert!(
+            provider(config(ProviderKind::Anthropic, url)).is_ok(),
+            "{url}"
+        );
     }
 }

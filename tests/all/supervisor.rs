@@ -456,7 +456,8 @@ fn repairs_of_an_unmetered_large_limit_run_run_metered_under_default_limits() {
         ..tier.clone()
     };
     // ...but code the LLM wrote gets the untrusted tier: 128 MiB, 1 MiB, metered.
-    let memory_fix = "const big = new Uint8Array(200 * 1024 * 1024); big[7] = 1;\nconsole.log(big[7]);\n";
+    let memory_fix =
+        "const big = new Uint8Array(200 * 1024 * 1024); big[7] = 1;\nconsole.log(big[7]);\n";
     let output_fix = "console.log('y'.repeat(2 * 1024 * 1024));\nconsole.log(1);\n";
     let fake = FakeLlm::start(vec![
         Reply::text(fenced("js", memory_fix)),
@@ -533,7 +534,8 @@ fn repairs_run_in_the_repair_namespace() {
     // The original (trusted) artifact keeps a secret in its storage, then fails.
     let broken = "kernel.storage.set('secret', 'hunter2');\nconsole.log(totl);\n";
     // The repair tries to read it and leaves a mark where it ran.
-    let fix = "console.log(String(kernel.storage.get('secret')));\nkernel.storage.set('mark', 1);\n";
+    let fix =
+        "console.log(String(kernel.storage.get('secret')));\nkernel.storage.set('mark', 1);\n";
     let run_req = |id: &str| {
         let mut req = RunRequest::new("javascript", broken);
         req.filename = "app.js".into();
@@ -553,7 +555,11 @@ fn repairs_run_in_the_repair_namespace() {
     );
     assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
     // The repair could not see the trusted artifact's storage...
-    assert!(!s.outcome.stdout.contains("hunter2"), "{}", s.outcome.stdout);
+    assert!(
+        !s.outcome.stdout.contains("hunter2"),
+        "{}",
+        s.outcome.stdout
+    );
     assert_eq!(s.outcome.stdout, "null\n");
     // ...and wrote to its own namespace, not the trusted one.
     let mark = "kernel.storage.get('mark')";
