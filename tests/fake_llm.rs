@@ -10,6 +10,14 @@
 //! Each connection is served by its own thread and may carry several requests
 //! (keep-alive). Dropping the [`FakeLlm`] stops the server; replies still
 //! waiting out a delay give up within a few milliseconds.
+//!
+//! Hostile modes, for the client's defences:
+//! - [`Reply::stream`] sends a huge or endless body (optionally announcing a
+//!   `Content-Length`) until the client hangs up; [`FakeLlm::streamed`] says
+//!   how many bytes went out and whether the client stopped the stream.
+//! - [`Reply::redirect`] answers with a 3xx to a `Location` (typically another
+//!   `FakeLlm` on another loopback port); that second server's
+//!   [`FakeLlm::received_credentials`] says whether a key ever reached it.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -50,6 +58,23 @@ enum ReplyKind {
         headers: Vec<(String, String)>,
         body: String,
     },
+    Stream {
+        code: u16,
+        declared: Option<u64>,
+        total: Option<u64>,
+    },
+}
+
+/// What a streamed reply did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streamed {
+    /// Body bytes written to the socket.
+    pub bytes: u64,
+    /// Whether the writing stopped because the client closed the connection
+    /// (as opposed to the body ending or the server stopping).
+    pub client_hung_up: bool,
+    /// Whether the stream finished at all.
+    pub finished: bool,
 }
 
 impl Reply {
@@ -115,6 +140,26 @@ impl Reply {
         Reply::status(200, body)
     }
 
+    /// Status `code` with a body of `x` bytes streamed in 64 KiB writes until
+    /// the client hangs up, or `total` bytes when given. `declared` is sent as
+    /// `Content-Length` (may differ from `total`: a lying server); without it
+    /// the body is delimited by closing the connection.
+    pub fn stream(code: u16, declared: Option<u64>, total: Option<u64>) -> Reply {
+        Reply {
+            kind: ReplyKind::Stream {
+                code,
+                declared,
+                total,
+            },
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A `status` redirect (301, 302, 307, 308...) to `location`.
+    pub fn redirect(status: u16, location: impl Into<String>) -> Reply {
+        Reply::status_with_header(status, "location", location, "")
+    }
+
     /// This reply, sent only after `delay`.
     pub fn delayed(mut self, delay: Duration) -> Reply {
         self.delay = delay;
@@ -136,6 +181,11 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Whether it carried an API key (`Authorization` or `x-api-key`).
+    pub fn has_credentials(&self) -> bool {
+        self.header("authorization").is_some() || self.header("x-api-key").is_some()
+    }
+
     /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
@@ -150,6 +200,7 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     scripted: usize,
     requests: Mutex<Vec<Recorded>>,
+    streamed: Mutex<Streamed>,
     stop: AtomicBool,
 }
 
@@ -175,6 +226,7 @@ impl FakeLlm {
             scripted: script.len(),
             script: Mutex::new(script.into()),
             requests: Mutex::new(Vec::new()),
+            streamed: Mutex::new(Streamed::default()),
             stop: AtomicBool::new(false),
         });
         let acceptor_shared = Arc::clone(&shared);
@@ -202,6 +254,16 @@ impl FakeLlm {
     /// The requests received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Whether any request received carried an API key.
+    pub fn received_credentials(&self) -> bool {
+        self.requests().iter().any(Recorded::has_credentials)
+    }
+
+    /// What the last [`Reply::stream`] did so far.
+    pub fn streamed(&self) -> Streamed {
+        *lock(&self.shared.streamed)
     }
 
     /// How many scripted replies are left.
@@ -250,6 +312,13 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         };
         let (status, headers, body, delay) = respond(&request, shared);
         lock(&shared.requests).push(request);
+        let body = match body {
+            Body::Fixed(body) => body,
+            Body::Stream { declared, total } => {
+                stream_response(&mut stream, status, declared, total, shared);
+                return;
+            }
+        };
         let deadline = Instant::now() + delay;
         while Instant::now() < deadline {
             if shared.stop.load(Ordering::SeqCst) {
@@ -357,8 +426,64 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A response body: fixed, or streamed by [`stream_response`].
+enum Body {
+    Fixed(String),
+    Stream {
+        declared: Option<u64>,
+        total: Option<u64>,
+    },
+}
+
+/// Writes a streamed body (see [`Reply::stream`]) and closes the connection.
+fn stream_response(
+    stream: &mut TcpStream,
+    status: u16,
+    declared: Option<u64>,
+    total: Option<u64>,
+    shared: &Shared,
+) {
+    *lock(&shared.streamed) = Streamed::default();
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\nconnection: close\r\n",
+        reason(status)
+    );
+    if let Some(n) = declared {
+        head.push_str(&format!("content-length: {n}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.set_write_timeout(Some(POLL));
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut hung_up = stream.write_all(head.as_bytes()).is_err();
+    let mut sent: u64 = 0;
+    while !hung_up && !shared.stop.load(Ordering::SeqCst) {
+        let n = total.map_or(chunk.len() as u64, |t| (t - sent).min(chunk.len() as u64));
+        if n == 0 {
+            break;
+        }
+        // `n` is at most the chunk's length.
+        match stream.write(&chunk[..n as usize]) {
+            Ok(0) => hung_up = true,
+            Ok(w) => {
+                sent += w as u64;
+                lock(&shared.streamed).bytes = sent;
+            }
+            // A client that stops reading without hanging up: keep checking `stop`.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => hung_up = true,
+        }
+    }
+    let _ = stream.flush();
+    *lock(&shared.streamed) = Streamed {
+        bytes: sent,
+        client_hung_up: hung_up,
+        finished: true,
+    };
+}
+
 /// The status, extra headers, body and delay answering `request`.
-fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, String, Duration) {
+fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, Body, Duration) {
     let path = request.path.split('?').next().unwrap_or("");
     let api = if path.ends_with("/chat/completions") {
         Api::OpenAi
@@ -366,7 +491,12 @@ fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, 
         Api::Anthropic
     } else {
         let body = json!({"error": {"message": format!("fake LLM: unknown path {path}")}});
-        return (404, Vec::new(), body.to_string(), Duration::ZERO);
+        return (
+            404,
+            Vec::new(),
+            Body::Fixed(body.to_string()),
+            Duration::ZERO,
+        );
     };
     let Some(reply) = lock(&shared.script).pop_front() else {
         let message = format!(
@@ -374,7 +504,12 @@ fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, 
             shared.scripted
         );
         let body = json!({"error": {"message": message}});
-        return (500, Vec::new(), body.to_string(), Duration::ZERO);
+        return (
+            500,
+            Vec::new(),
+            Body::Fixed(body.to_string()),
+            Duration::ZERO,
+        );
     };
     let n = lock(&shared.requests).len() + 1;
     let model = request
@@ -417,13 +552,23 @@ fn respond(request: &Recorded, shared: &Shared) -> (u16, Vec<(String, String)>, 
                     "usage": {"input_tokens": input, "output_tokens": output},
                 }),
             };
-            (200, Vec::new(), body.to_string(), reply.delay)
+            (200, Vec::new(), Body::Fixed(body.to_string()), reply.delay)
         }
         ReplyKind::Status {
             code,
             headers,
             body,
-        } => (code, headers, body, reply.delay),
+        } => (code, headers, Body::Fixed(body), reply.delay),
+        ReplyKind::Stream {
+            code,
+            declared,
+            total,
+        } => (
+            code,
+            Vec::new(),
+            Body::Stream { declared, total },
+            reply.delay,
+        ),
     }
 }
 
@@ -457,6 +602,10 @@ fn write_response(
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -207,7 +207,11 @@ fn runtime_config(opts: &BootOptions, config: &Config) -> RuntimeConfig {
 fn system(opts: &BootOptions) -> Result<(Config, RuntimeConfig), HostError> {
     let config = Config::load(opts.config.as_deref())?;
     let rc = runtime_config(opts, &config);
-    for dir in [rc.data_dir.clone(), rc.data_dir.join("outputs")] {
+    // The data and cache directories are private (0700) and refused when
+    // other users could write them.
+    crate::paths::ensure_private_dir(&rc.data_dir)?;
+    crate::paths::ensure_private_dir(&rc.cache_dir)?;
+    for dir in [rc.data_dir.join("outputs")] {
         std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
             path: dir.clone(),
             source: std::io::Error::new(

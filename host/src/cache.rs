@@ -1,7 +1,7 @@
 //! The on-disk cache of precompiled components.
 //!
 //! Compiling a component with Cranelift takes from one to several seconds; a
-//! precompiled artifact loads in milliseconds with `Component::deserialize_file`.
+//! precompiled artifact loads in milliseconds with `Component::deserialize`.
 //! Each cache entry is keyed by the component's content hash, the engine's
 //! compatibility fingerprint (its configuration, e.g. fuel on or off) and the
 //! wasmtime version, so a changed component, engine configuration or upgrade
@@ -14,10 +14,23 @@
 //! An entry is `<name>-<component hash>-<engine fingerprint>.cwasm` plus a
 //! `.sum` sidecar holding the xxh3-128 checksum and length of the `.cwasm`.
 //! Both are written to temporary files and renamed into place, so concurrent
-//! writers and crashes leave either a complete entry or none. On load the
-//! checksum is verified *before* the bytes reach `deserialize_file` (which
-//! trusts its input): a corrupted or truncated entry is detected, removed and
-//! rebuilt.
+//! writers and crashes leave either a complete entry or none.
+//!
+//! Invariants (the threat is a local user or a crash tampering with the
+//! entry between its check and its use; `Component::deserialize` trusts its
+//! input as native code):
+//! 1. The cache directory is private: created 0700 and refused when other
+//!    users could write it ([`crate::paths::ensure_private_dir`]), so nobody
+//!    else can plant or swap an entry.
+//! 2. The bytes checked are the bytes deserialized. An entry is read once into
+//!    memory ([`Verified`]), its length and checksum are checked on that copy,
+//!    and `Component::deserialize` gets exactly that copy. The file is never
+//!    reopened or mapped after the check, so replacing or rewriting it later
+//!    cannot change what is loaded (a file mapping would follow a concurrent
+//!    in-place writer). A corrupted or truncated entry is detected, removed
+//!    and rebuilt.
+//! 3. A freshly compiled component is deserialized from the in-memory output
+//!    of `precompile_component`, not read back from disk.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -74,36 +87,37 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
     format!("{:032x}", h.0.digest128())
 }
 
-/// Map a file read-only (an empty file maps to an empty slice).
+/// The bytes of a cache entry that passed verification: the only thing
+/// [`ComponentCache`] ever hands to `Component::deserialize`.
 ///
-/// Mapping rather than reading avoids copying tens of megabytes on every
-/// start: hashing reads straight from the page cache.
-fn map_file(path: &Path) -> std::io::Result<Mapped> {
-    let file = std::fs::File::open(path)?;
-    if file.metadata()?.len() == 0 {
-        return Ok(Mapped::Empty);
+/// It can only be built by [`ComponentCache::read_verified`], which reads the
+/// file once and checks this very copy, so later changes to the file cannot
+/// reach the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified(Vec<u8>);
+
+impl Verified {
+    /// The verified bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
-    // SAFETY: components and cache entries are only ever replaced by rename,
-    // never written in place, so the mapped bytes do not change under us.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
-    Ok(Mapped::Map(map))
-}
 
-enum Mapped {
-    Empty,
-    Map(memmap2::Mmap),
-}
-
-impl std::ops::Deref for Mapped {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Mapped::Empty => &[],
-            Mapped::Map(m) => m,
+    /// Deserializes exactly these bytes for `engine`.
+    pub fn deserialize(&self, engine: &Engine) -> wasmtime::Result<Component> {
+        // SAFETY: the bytes were written by `ComponentCache::store` from
+        // `Engine::precompile_component` into a directory only this user can
+        // write, and this in-memory copy matched the recorded length and
+        // xxh3-128 checksum, so it is exactly what wasmtime produced. The file
+        // is not consulted again.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize(engine, &self.0)
         }
     }
 }
+
+/// Distinguishes temporary files of concurrent writers within one process.
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
@@ -123,8 +137,16 @@ impl ComponentCache {
         ))
     }
 
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Load `component_path` for `engine`, from the cache if a verified entry
     /// exists, else by compiling it and storing the result.
+    ///
+    /// Fails first if the cache directory is not private
+    /// ([`crate::paths::ensure_private_dir`]); it is created 0700 if missing.
     pub fn load(
         &self,
         engine: &Engine,
@@ -134,6 +156,7 @@ impl ComponentCache {
         on_compile: &dyn Fn(&Path),
     ) -> Result<Loaded, HostError> {
         let start = Instant::now();
+        crate::paths::ensure_private_dir(&self.dir)?;
         let missing = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::NotFound => HostError::ComponentMissing {
                 path: component_path.to_owned(),
@@ -141,44 +164,46 @@ impl ComponentCache {
             _ => HostError::io(component_path, e),
         };
         let meta = std::fs::metadata(component_path).map_err(missing)?;
+        // The component's bytes, when they had to be read for hashing: kept
+        // for compiling so the bytes hashed are the bytes compiled.
+        let mut wasm: Option<Vec<u8>> = None;
         let component_hash = match self.stamped_hash(name, component_path, &meta) {
             Some(hash) => hash,
             None => {
-                let hash = xxh3_128(&map_file(component_path).map_err(missing)?);
+                let bytes = std::fs::read(component_path).map_err(missing)?;
+                let hash = xxh3_128(&bytes);
                 self.write_stamp(name, component_path, &meta, hash);
+                wasm = Some(bytes);
                 hash
             }
         };
         let hashed_ms = start.elapsed().as_secs_f64() * 1e3;
         let mut path = self.entry_path(name, component_hash, engine_fp);
-        let verified = self.verify(&path);
+        let verified = Self::read_verified(&path);
         let verified_ms = start.elapsed().as_secs_f64() * 1e3;
         tracing::debug!(component = name, hashed_ms, verified_ms, "cache lookup");
         let rebuild = match verified {
-            Ok(()) => {
-                // SAFETY: the file was written by `store` below from
-                // `Engine::precompile_component`, and its checksum was verified
-                // just now, so it is exactly what wasmtime produced.
-                #[allow(unsafe_code)]
-                match unsafe { Component::deserialize_file(engine, &path) } {
-                    Ok(component) => {
-                        return Ok(Loaded {
-                            component,
-                            status: CacheStatus::Hit,
-                            path,
-                            millis: start.elapsed().as_secs_f64() * 1e3,
-                        });
-                    }
-                    Err(e) => Rebuild::Corrupt(format!("wasmtime refused it: {e:#}")),
+            Ok(entry) => match entry.deserialize(engine) {
+                Ok(component) => {
+                    return Ok(Loaded {
+                        component,
+                        status: CacheStatus::Hit,
+                        path,
+                        millis: start.elapsed().as_secs_f64() * 1e3,
+                    });
                 }
-            }
+                Err(e) => Rebuild::Corrupt(format!("wasmtime refused it: {e:#}")),
+            },
             Err(r) => r,
         };
         if let Rebuild::Corrupt(reason) = &rebuild {
             tracing::warn!(entry = %path.display(), %reason, "discarding corrupt precompiled component");
         }
         on_compile(component_path);
-        let wasm = map_file(component_path).map_err(missing)?;
+        let wasm = match wasm {
+            Some(bytes) => bytes,
+            None => std::fs::read(component_path).map_err(missing)?,
+        };
         let actual = xxh3_128(&wasm);
         if actual != component_hash {
             // Replaced since it was hashed (or a stale stamp): key the entry
@@ -194,10 +219,9 @@ impl ComponentCache {
                 reason: format!("{e:#}"),
             })?;
         self.store(&path, &cwasm, name, engine_fp)?;
-        // SAFETY: `path` now holds the bytes wasmtime just produced (verified
-        // by `store` writing them atomically).
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(engine, &path) }?;
+        // Deserialize the bytes wasmtime just produced, from memory: what was
+        // written to disk is for the next start.
+        let component = Verified(cwasm).deserialize(engine)?;
         Ok(Loaded {
             component,
             status: CacheStatus::Compiled(rebuild),
@@ -243,18 +267,19 @@ impl ComponentCache {
         let tmp = self
             .stamp_path(name)
             .with_extension(format!("stamp.tmp{}", std::process::id()));
-        // A stamp is only a shortcut: failing to write one costs a rehash next time.
-        let _ = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&tmp, text))
-            .and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
+        // A stamp is only a shortcut: failing to write one costs a rehash next
+        // time. `load` has made the directory private before any stamp.
+        let _ =
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.stamp_path(name)));
     }
 
     fn sum_path(path: &Path) -> PathBuf {
         path.with_extension("sum")
     }
 
-    /// Check an entry against its sidecar checksum.
-    fn verify(&self, path: &Path) -> Result<(), Rebuild> {
+    /// Reads an entry once into memory and checks that copy against its
+    /// sidecar checksum; the returned bytes are the ones to deserialize.
+    pub fn read_verified(path: &Path) -> Result<Verified, Rebuild> {
         let sum = match std::fs::read_to_string(Self::sum_path(path)) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -271,7 +296,7 @@ impl ComponentCache {
             .split_once(' ')
             .and_then(|(h, l)| Some((u128::from_str_radix(h, 16).ok()?, l.parse::<u64>().ok()?)))
             .ok_or_else(|| Rebuild::Corrupt("malformed checksum file".into()))?;
-        let bytes = match map_file(path) {
+        let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rebuild::Missing),
             Err(e) => return Err(Rebuild::Corrupt(format!("unreadable: {e}"))),
@@ -285,7 +310,7 @@ impl ComponentCache {
         if xxh3_128(&bytes) != want_hash {
             return Err(Rebuild::Corrupt("checksum mismatch".into()));
         }
-        Ok(())
+        Ok(Verified(bytes))
     }
 
     /// Write an entry atomically and drop older entries of the same component
@@ -297,10 +322,18 @@ impl ComponentCache {
         name: &str,
         engine_fp: &str,
     ) -> Result<(), HostError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| HostError::io(&self.dir, e))?;
+        crate::paths::ensure_private_dir(&self.dir)?;
         let write_atomic = |dest: &Path, bytes: &[u8]| -> Result<(), HostError> {
-            let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(|e| HostError::io(&tmp, e))?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dest.with_extension(format!("tmp{}-{n}", std::process::id()));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| HostError::io(&tmp, e))?;
             f.write_all(bytes)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| HostError::io(&tmp, e))?;
@@ -328,5 +361,73 @@ impl ComponentCache {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: magic, version 0x0d, layer 1.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    fn engine() -> Engine {
+        Engine::new(&crate::engine::engine_config(true)).expect("engine")
+    }
+
+    /// An entry stored by `store`, and its bytes.
+    fn stored(cache: &ComponentCache, engine: &Engine) -> (PathBuf, Vec<u8>) {
+        let fp = engine_fingerprint(engine);
+        let cwasm = engine
+            .precompile_component(EMPTY_COMPONENT)
+            .expect("precompile");
+        let path = cache.entry_path("empty", xxh3_128(EMPTY_COMPONENT), &fp);
+        cache.store(&path, &cwasm, "empty", &fp).expect("store");
+        (path, cwasm)
+    }
+
+    #[test]
+    fn the_bytes_verified_are_the_bytes_deserialized() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let cache = ComponentCache::new(t.path().join("cache"));
+        let engine = engine();
+        let (path, cwasm) = stored(&cache, &engine);
+        let verified = ComponentCache::read_verified(&path).expect("verifies");
+        assert_eq!(verified.bytes(), &cwasm[..]);
+
+        // Swapped after verification (in place, same length): the verified
+        // copy is unaffected and still deserializes; the file is never read
+        // again for this load.
+        let mut evil = cwasm.clone();
+        let mid = evil.len() / 2;
+        evil[mid] ^= 0xff;
+        std::fs::write(&path, &evil).expect("swap");
+        assert_eq!(verified.bytes(), &cwasm[..]);
+        verified
+            .deserialize(&engine)
+            .expect("deserializes the verified copy");
+
+        // The next load reads the swapped file and its checksum refuses it.
+        assert_eq!(
+            ComponentCache::read_verified(&path),
+            Err(Rebuild::Corrupt("checksum mismatch".into()))
+        );
+    }
+
+    #[test]
+    fn entries_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join("cache");
+        let cache = ComponentCache::new(&dir);
+        let (path, _) = stored(&cache, &engine());
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&ComponentCache::sum_path(&path)), 0o600);
     }
 }

@@ -41,6 +41,10 @@ pub enum HostError {
     Compile { path: PathBuf, reason: String },
 
     /// A limit value is malformed or out of range.
+    /// A cache or data directory other users could tamper with.
+    #[error("{0}")]
+    UnsafeDir(crate::paths::UnsafeDir),
+
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
 

@@ -535,6 +535,13 @@ impl Llmos {
         if let Some(t) = fix.budget_time {
             config.budget_time = t;
         }
+        // Repairs run under the untrusted tier's limits (derived from the
+        // run's by the supervisor: never looser than the defaults, always
+        // metered), and a trusted artifact's repairs never touch its storage.
+        config.repair_limits = None;
+        if artifact.tier == Tier::Trusted {
+            config.repair_namespace = Some(format!("{}#repair", artifact.id));
+        }
         let supervisor = Supervisor::new(&self.runtime, provider, config)?;
         supervisor.run(&req, on_event).await
     }

@@ -89,7 +89,7 @@ pub mod limits;
 pub mod meter;
 pub mod outcome;
 pub mod outputs;
-mod paths;
+pub mod paths;
 pub mod preinit;
 mod state;
 #[cfg(feature = "supervisor")]

@@ -202,3 +202,21 @@ fn an_in_place_same_size_change_is_noticed() {
     assert_eq!(s.prepare(true), CacheStatus::Compiled(Rebuild::Missing));
     assert_eq!(s.prepare(true), CacheStatus::Hit);
 }
+
+#[test]
+fn the_cache_dir_is_private_and_an_open_one_is_refused_until_fixed() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    assert_eq!(s.prepare(true), CacheStatus::Compiled(Rebuild::Missing));
+    let dir = &s.config.cache_dir;
+    let mode = || std::fs::metadata(dir).expect("meta").permissions().mode() & 0o7777;
+    assert_eq!(mode(), 0o700);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let rt = Runtime::new(s.config.clone()).expect("runtime");
+    let err = rt.prepare("js", true).err().expect("refused");
+    assert!(llmos::paths::unsafe_dir(&err).is_some(), "{err}");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    // Fixed as the message says: the verified entry loads again.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    assert_eq!(s.prepare(true), CacheStatus::Hit);
+}

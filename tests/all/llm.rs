@@ -643,3 +643,226 @@ fn provider_kind_parses() {
     .expect("json");
     assert_eq!(v, json!({"input_tokens": 1, "output_tokens": 2}));
 }
+
+// --- Hostile servers: bounded bodies, no redirects, no keys in clear text ---
+
+/// Waits (yielding to the runtime, which must close the dropped connection)
+/// up to 10 s for the fake's streamed reply to end.
+async fn wait_streamed(fake: &FakeLlm) -> Streamed {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = fake.streamed();
+        if s.finished || Instant::now() >= deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client for `url` with a small body cap and no retries.
+fn capped(kind: ProviderKind, url: &str, cap: usize) -> LlmConfig {
+    let mut c = config(kind, url);
+    c.max_response_bytes = cap;
+    c.max_retries = 0;
+    c
+}
+
+#[test]
+fn the_default_body_cap_is_8_mib() {
+    assert_eq!(DEFAULT_MAX_RESPONSE_BYTES, 8 << 20);
+    let c = LlmConfig::new(ProviderKind::OpenAi, "http://127.0.0.1:1/v1", "m");
+    assert_eq!(c.max_response_bytes, 8 << 20);
+}
+
+#[tokio::test]
+async fn an_endless_body_is_abandoned_at_the_cap() {
+    const CAP: usize = 1 << 20;
+    let fake = FakeLlm::start(vec![Reply::stream(200, None, None)]);
+    let mut c = capped(ProviderKind::OpenAi, &fake.url(), CAP);
+    c.max_retries = 3;
+    let err = complete(c).await.expect_err("too large");
+    assert!(
+        matches!(
+            err,
+            LlmError::ResponseTooLarge {
+                limit: CAP,
+                declared: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+    assert_no_key(&err);
+    // Not retried, and the client hung up: the server's writes failed and the
+    // endless stream ended.
+    assert_eq!(fake.requests().len(), 1);
+    let s = wait_streamed(&fake).await;
+    assert!(s.finished && s.client_hung_up, "{s:?}");
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_the_cap_is_read_and_one_byte_more_is_not() {
+    const CAP: usize = 256 << 10;
+    // Exactly CAP bytes (not JSON): read whole, then refused as invalid.
+    let fake = FakeLlm::start(vec![Reply::stream(200, None, Some(CAP as u64))]);
+    let err = complete(capped(ProviderKind::Anthropic, &fake.url(), CAP))
+        .await
+        .expect_err("not json");
+    assert!(matches!(err, LlmError::InvalidResponse(_)), "{err:?}");
+    // The quote of the unparsable body is short.
+    assert!(err.to_string().len() < 1000, "{}", err.to_string().len());
+
+    let fake = FakeLlm::start(vec![Reply::stream(200, None, Some(CAP as u64 + 1))]);
+    let err = complete(capped(ProviderKind::Anthropic, &fake.url(), CAP))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, LlmError::ResponseTooLarge { limit: CAP, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_huge_length_is_refused_before_reading() {
+    let fake = FakeLlm::start(vec![Reply::stream(200, Some(1 << 40), None)]);
+    let started = Instant::now();
+    let err = complete(capped(ProviderKind::OpenAi, &fake.url(), 1 << 20))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(
+            err,
+            LlmError::ResponseTooLarge {
+                declared: Some(n),
+                ..
+            } if n == 1 << 40
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("Content-Length 1099511627776"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let s = wait_streamed(&fake).await;
+    assert!(s.finished && s.client_hung_up, "{s:?}");
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_cut_and_quoted_short() {
+    let fake = FakeLlm::start(vec![Reply::stream(500, None, None)]);
+    let err = complete(capped(ProviderKind::OpenAi, &fake.url(), 8 << 20))
+        .await
+        .expect_err("server error");
+    let LlmError::Server {
+        status: 500,
+        ref message,
+        ..
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    // At most QUOTE_CHARS (300) characters and an ellipsis.
+    assert!(message.len() <= 303, "{}", message.len());
+    assert!(message.starts_with("xxxx"), "{message}");
+    let s = wait_streamed(&fake).await;
+    assert!(s.finished && s.client_hung_up, "{s:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_the_key_never_arrives() {
+    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+        for status in [301, 302, 303, 307, 308] {
+            // The recorder on another loopback port: it would answer.
+            let target = FakeLlm::start(vec![Reply::text("stolen")]);
+            let location = format!("{}{}", target.url(), kind.endpoint_path());
+            let origin = FakeLlm::start(vec![Reply::redirect(status, &location)]);
+            let mut c = config(kind, &origin.url());
+            c.max_retries = 2;
+            let err = complete(c).await.expect_err("redirect");
+            match &err {
+                LlmError::Redirect {
+                    status: s,
+                    location: l,
+                    ..
+                } => {
+                    assert_eq!(*s, status);
+                    assert_eq!(l, &location);
+                }
+                other => panic!("{kind} {status}: {other:?}"),
+            }
+            assert!(err.to_string().contains("LLMOS_LLM_URL"), "{err}");
+            assert_no_key(&err);
+            // The configured server got the key; the redirect target got nothing.
+            assert_eq!(origin.requests().len(), 1, "not retried");
+            assert!(origin.received_credentials());
+            assert!(target.requests().is_empty(), "{kind} {status}: followed");
+            assert!(!target.received_credentials());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_recorder_notices_a_key_sent_to_it() {
+    // The redirect test's negative is meaningful: a key sent straight to the
+    // recorder is recorded.
+    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+        let target = FakeLlm::start(vec![Reply::text("ok")]);
+        complete(config(kind, &target.url())).await.expect("ok");
+        assert!(target.received_credentials(), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_over_plain_http_to_a_remote_host_is_refused_at_configuration() {
+    for url in ["http://llm.example.com/v1", "http://192.0.2.7:11434/v1"] {
+        let err = provider(config(ProviderKind::OpenAi, url))
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, LlmError::PlaintextKey { url: u, key_var: "OPENAI_API_KEY" } if u == url),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(url), "{err}");
+        assert!(err.to_string().contains("https://"), "{err}");
+        assert_no_key(&err);
+
+        // The same from the environment.
+        let env = [
+            ("LLMOS_LLM_PROVIDER", "anthropic"),
+            ("LLMOS_LLM_URL", url),
+            ("LLMOS_LLM_MODEL", "m"),
+            ("ANTHROPIC_API_KEY", KEY),
+        ];
+        let err = from_map(&LlmOverrides::default(), &env).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                LlmError::PlaintextKey {
+                    key_var: "ANTHROPIC_API_KEY",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Without a key it is allowed (nothing secret to leak).
+        let no_key = &env[..3];
+        assert!(from_map(&LlmOverrides::default(), no_key).is_ok());
+    }
+    // https anywhere and http to loopback are fine with a key.
+    assert!(provider(config(ProviderKind::OpenAi, "https://llm.example.com/v1")).is_ok());
+    for url in [
+        "http://127.0.0.1:9/v1",
+        "http://localhost:9/v1",
+        "http://[::1]:9/v1",
+    ] {
+        assert!(
+            provider(config(ProviderKind::Anthropic, url)).is_ok(),
+            "{url}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod corpus;
 mod dom;
+mod files;
 mod hostile_cli;
 mod javascript;
 mod limits;

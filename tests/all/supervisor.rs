@@ -434,3 +434,150 @@ fn cli_fix_reads_the_provider_from_the_config_file() {
     assert_eq!(v["supervisor"]["model"], "from-config");
     assert_eq!(fake.requests()[0].body["model"], "from-config");
 }
+
+/// Supervises `req` against `fake` (OpenAI API) with `sup_config`.
+fn supervise_request(fake: &FakeLlm, req: &RunRequest, sup_config: SupervisorConfig) -> Supervised {
+    let provider = llm::provider(config(ProviderKind::OpenAi, fake)).expect("provider");
+    let sup = Supervisor::new(runtime(), Some(provider.as_ref()), sup_config).expect("supervisor");
+    block_on(sup.run(req, &|_| {})).expect("supervised run")
+}
+
+#[test]
+fn repairs_of_an_unmetered_large_limit_run_run_metered_under_default_limits() {
+    let tier = llmos::Limits::default();
+    // The user's own code may use 16 MiB of output, 1 GiB of memory and no fuel...
+    let broken = "console.log('y'.repeat(2 * 1024 * 1024));\nconsole.log(totl);\n";
+    let mut req = RunRequest::new("javascript", broken);
+    req.filename = "app.js".into();
+    req.limits = llmos::Limits {
+        fuel: None,
+        memory_bytes: 1 << 30,
+        output_bytes: 16 << 20,
+        ..tier.clone()
+    };
+    // ...but code the LLM wrote gets the untrusted tier: 128 MiB, 1 MiB, metered.
+    let memory_fix =
+        "const big = new Uint8Array(200 * 1024 * 1024); big[7] = 1;\nconsole.log(big[7]);\n";
+    let output_fix = "console.log('y'.repeat(2 * 1024 * 1024));\nconsole.log(1);\n";
+    let fake = FakeLlm::start(vec![
+        Reply::text(fenced("js", memory_fix)),
+        Reply::text(fenced("js", output_fix)),
+    ]);
+    let s = supervise_request(
+        &fake,
+        &req,
+        SupervisorConfig {
+            max_attempts: 2,
+            budget_fuel: None,
+            ..SupervisorConfig::default()
+        },
+    );
+    let outcome = |i: usize| s.trace.attempts[i].outcome.clone().expect("ran");
+
+    // The original ran as configured: unmetered, 2 MiB of output fine.
+    let original = outcome(0);
+    assert_eq!(original.status, Status::Error, "{:?}", original.error);
+    assert_eq!(original.fuel_consumed, None);
+    assert!(original.truncated.is_empty(), "{:?}", original.truncated);
+    assert!(original.stdout.len() > 2 << 20);
+
+    // Repair 1 hits the default memory limit (not the run's 1 GiB), metered.
+    let first = outcome(1);
+    assert_eq!(first.status, Status::MemoryLimit, "{:?}", first.error);
+    assert!(first.fuel_consumed.is_some());
+    assert!(
+        first.memory_peak_bytes <= tier.memory_bytes,
+        "{}",
+        first.memory_peak_bytes
+    );
+
+    // Repair 2 hits the default output limit (not the run's 16 MiB), metered.
+    let second = outcome(2);
+    assert_eq!(second.status, Status::OutputLimit, "{:?}", second.error);
+    assert!(second.fuel_consumed.is_some());
+    assert_eq!(second.truncated, vec!["stdout".to_string()]);
+    assert!(second.stdout.len() < (tier.output_bytes + 1024));
+    assert!(matches!(s.trace.result, TraceResult::Failed { .. }));
+}
+
+#[test]
+fn explicit_repair_limits_are_used_and_still_metered() {
+    let mut req = RunRequest::new("javascript", BROKEN_JS);
+    req.filename = "app.js".into();
+    req.limits.fuel = None;
+    let fake = FakeLlm::start(vec![Reply::text(fenced(
+        "js",
+        "console.log('z'.repeat(100));\n",
+    ))]);
+    let s = supervise_request(
+        &fake,
+        &req,
+        SupervisorConfig {
+            max_attempts: 1,
+            repair_limits: Some(llmos::Limits {
+                fuel: None,
+                output_bytes: 10,
+                ..llmos::Limits::default()
+            }),
+            ..SupervisorConfig::default()
+        },
+    );
+    let o = s.trace.attempts[1].outcome.clone().expect("ran");
+    assert_eq!(o.status, Status::OutputLimit, "{:?}", o.error);
+    assert!(o.fuel_consumed.is_some());
+}
+
+#[test]
+fn repairs_run_in_the_repair_namespace() {
+    let trusted = format!("trusted-{}", std::process::id());
+    let repair = format!("repair-{}", std::process::id());
+    // The original (trusted) artifact keeps a secret in its storage, then fails.
+    let broken = "kernel.storage.set('secret', 'hunter2');\nconsole.log(totl);\n";
+    // The repair tries to read it and leaves a mark where it ran.
+    let fix =
+        "console.log(String(kernel.storage.get('secret')));\nkernel.storage.set('mark', 1);\n";
+    let run_req = |id: &str| {
+        let mut req = RunRequest::new("javascript", broken);
+        req.filename = "app.js".into();
+        req.artifact_id = id.to_string();
+        req
+    };
+
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", fix))]);
+    let s = supervise_request(
+        &fake,
+        &run_req(&trusted),
+        SupervisorConfig {
+            max_attempts: 1,
+            repair_namespace: Some(repair.clone()),
+            ..SupervisorConfig::default()
+        },
+    );
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    // The repair could not see the trusted artifact's storage...
+    assert!(
+        !s.outcome.stdout.contains("hunter2"),
+        "{}",
+        s.outcome.stdout
+    );
+    assert_eq!(s.outcome.stdout, "null\n");
+    // ...and wrote to its own namespace, not the trusted one.
+    let mark = "kernel.storage.get('mark')";
+    let o = llmos_tests::run_as("js", &repair, mark);
+    assert_eq!(o.value.as_deref(), Some("1"), "{o:?}");
+    let o = llmos_tests::run_as("js", &trusted, mark);
+    assert_eq!(o.value.as_deref(), Some("null"), "{o:?}");
+
+    // Without a repair namespace, repairs keep the original's (the default).
+    let plain = format!("plain-{}", std::process::id());
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", fix))]);
+    let s = supervise_request(
+        &fake,
+        &run_req(&plain),
+        SupervisorConfig {
+            max_attempts: 1,
+            ..SupervisorConfig::default()
+        },
+    );
+    assert_eq!(s.outcome.stdout, "hunter2\n");
+}

@@ -27,25 +27,8 @@ pub enum Rejection {
     Repeat { version: usize },
 }
 
-/// Tags that name each known language in a fence's info string.
-fn tags_of(language: &str) -> &'static [&'static str] {
-    match language {
-        "javascript" => &[
-            "javascript",
-            "js",
-            "mjs",
-            "cjs",
-            "node",
-            "nodejs",
-            "jsx",
-            "ecmascript",
-        ],
-        "python" => &["python", "py", "python3", "py3"],
-        _ => &[],
-    }
-}
-
-/// Tags of languages that are certainly not the artifact's.
+/// Fence tags of well-known languages: a block tagged with one of these that
+/// is not among the artifact's own tags is certainly not the artifact's.
 const OTHER_LANGUAGES: &[&str] = &[
     "javascript",
     "js",
@@ -165,12 +148,14 @@ pub fn normalize(code: &str) -> String {
     s
 }
 
-/// The corrected code in `answer` for an artifact in `language`, checked
-/// against `current` (the version that just failed) and the versions that
-/// failed before it (`failed`, oldest first, 1-based in messages).
+/// The corrected code in `answer` for an artifact in `language`, whose
+/// fence tags (from its manifest) are `tags`, checked against `current` (the
+/// version that just failed) and the versions that failed before it
+/// (`failed`, oldest first, 1-based in messages).
 pub fn extract(
     answer: &str,
     language: &str,
+    tags: &[&str],
     current: &str,
     failed: &[String],
 ) -> Result<String, Rejection> {
@@ -181,18 +166,16 @@ pub fn extract(
     if all.is_empty() {
         return Err(Rejection::NoCode);
     }
-    let ours = tags_of(language);
+    let ours: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let ours = |tag: &str| ours.iter().any(|t| t == tag);
     let longest = |v: Vec<&Block>| v.into_iter().max_by_key(|b| b.body.trim().len()).cloned();
-    let in_language: Vec<&Block> = all
-        .iter()
-        .filter(|b| ours.contains(&b.tag.as_str()))
-        .collect();
+    let in_language: Vec<&Block> = all.iter().filter(|b| ours(&b.tag)).collect();
     let chosen = if !in_language.is_empty() {
         longest(in_language)
     } else {
         let neutral: Vec<&Block> = all
             .iter()
-            .filter(|b| !OTHER_LANGUAGES.contains(&b.tag.as_str()))
+            .filter(|b| ours(&b.tag) || !OTHER_LANGUAGES.contains(&b.tag.as_str()))
             .collect();
         if neutral.is_empty() {
             return Err(Rejection::WrongLanguage {
@@ -222,24 +205,48 @@ pub fn extract(
 mod tests {
     use super::*;
 
+    /// `extract` with the fence tags of the shipped manifests.
+    fn ex(
+        answer: &str,
+        language: &str,
+        current: &str,
+        failed: &[String],
+    ) -> Result<String, Rejection> {
+        let tags: &[&str] = match language {
+            "javascript" => &[
+                "js",
+                "javascript",
+                "jsx",
+                "mjs",
+                "cjs",
+                "node",
+                "nodejs",
+                "ecmascript",
+            ],
+            "python" => &["python", "py", "python3", "py3"],
+            _ => &[],
+        };
+        extract(answer, language, tags, current, failed)
+    }
+
     #[test]
     fn fenced_with_and_without_tags_and_prose() {
         let a = "Here is the fix:\n\n```js\nconsole.log(1);\n```\n\nIt logs 1.";
         assert_eq!(
-            extract(a, "javascript", "x", &[]),
+            ex(a, "javascript", "x", &[]),
             Ok("console.log(1);\n".into())
         );
         let a = "```\nprint(1)\n```";
-        assert_eq!(extract(a, "python", "x", &[]), Ok("print(1)\n".into()));
+        assert_eq!(ex(a, "python", "x", &[]), Ok("print(1)\n".into()));
         let a = "~~~python\nprint(2)\n~~~";
-        assert_eq!(extract(a, "python", "x", &[]), Ok("print(2)\n".into()));
+        assert_eq!(ex(a, "python", "x", &[]), Ok("print(2)\n".into()));
         // Unclosed fence: to the end.
         let a = "```python\nprint(3)\n";
-        assert_eq!(extract(a, "python", "x", &[]), Ok("print(3)\n".into()));
+        assert_eq!(ex(a, "python", "x", &[]), Ok("print(3)\n".into()));
         // A longer fence can contain a shorter one.
         let a = "````python\ns = '''\n```\n'''\nprint(s)\n````";
         assert_eq!(
-            extract(a, "python", "x", &[]),
+            ex(a, "python", "x", &[]),
             Ok("s = '''\n```\n'''\nprint(s)\n".into())
         );
     }
@@ -248,37 +255,31 @@ mod tests {
     fn several_blocks_prefer_the_language_then_the_longest() {
         let a = "```bash\nnode x.js\n```\n```js\nlet a = 1;\nconsole.log(a);\n```\n```js\n1\n```";
         assert_eq!(
-            extract(a, "javascript", "x", &[]),
+            ex(a, "javascript", "x", &[]),
             Ok("let a = 1;\nconsole.log(a);\n".into())
         );
         let a = "```\nshort\n```\n```text\nmuch longer text\n```";
-        assert_eq!(
-            extract(a, "python", "x", &[]),
-            Ok("much longer text\n".into())
-        );
+        assert_eq!(ex(a, "python", "x", &[]), Ok("much longer text\n".into()));
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(extract("  \n", "python", "x", &[]), Err(Rejection::Empty));
-        assert_eq!(
-            extract("print(1)", "python", "x", &[]),
-            Err(Rejection::NoCode)
-        );
+        assert_eq!(ex("  \n", "python", "x", &[]), Err(Rejection::Empty));
+        assert_eq!(ex("print(1)", "python", "x", &[]), Err(Rejection::NoCode));
         assert!(matches!(
-            extract("```python\nprint(1)\n```", "javascript", "x", &[]),
+            ex("```python\nprint(1)\n```", "javascript", "x", &[]),
             Err(Rejection::WrongLanguage { .. })
         ));
         assert_eq!(
-            extract("```py\n\n```", "python", "x", &[]),
+            ex("```py\n\n```", "python", "x", &[]),
             Err(Rejection::EmptyCode)
         );
         assert_eq!(
-            extract("```py\nprint(1)   \n```", "python", "print(1)\n", &[]),
+            ex("```py\nprint(1)   \n```", "python", "print(1)\n", &[]),
             Err(Rejection::Unchanged)
         );
         assert_eq!(
-            extract(
+            ex(
                 "```py\nprint(0)\n```",
                 "python",
                 "print(1)\n",

@@ -19,6 +19,26 @@
 //! API keys live only in [`Secret`]s and request headers: they are never
 //! printed, logged, serialized or quoted in an [`LlmError`]; server text quoted
 //! in errors and the `raw` body have any occurrence of the key redacted.
+//!
+//! The server is a network peer, so nothing it sends is trusted:
+//! - **Bounded bodies.** A reply is read chunk by chunk and abandoned with
+//!   [`LlmError::ResponseTooLarge`] as soon as it (or its `Content-Length`)
+//!   passes [`LlmConfig::max_response_bytes`] (default
+//!   [`DEFAULT_MAX_RESPONSE_BYTES`], 8 MiB); an error reply is read to at most
+//!   [`MAX_ERROR_BODY`] bytes, the rest dropped unread. No body is ever
+//!   buffered whole before its size is known to be within bounds.
+//! - **No redirects.** The client follows none (`redirect::Policy::none()`),
+//!   and a 3xx ends the call with [`LlmError::Redirect`] naming the target.
+//!   A chat endpoint has no reason to redirect a `POST`; following one would
+//!   resend the prompt (the user's code) elsewhere, and reqwest strips only
+//!   `Authorization` on a cross-origin hop, not Anthropic's `x-api-key`.
+//!   Same-origin-only following was rejected as the lesser design: it still
+//!   turns `POST` into `GET` on 301/302 and buys nothing a corrected
+//!   [`ENV_URL`] does not.
+//! - **No keys in clear text.** A configuration with an API key and an
+//!   `http://` URL whose host is not loopback (`127.0.0.0/8`, `::1`,
+//!   `localhost`) is refused when it is built ([`LlmError::PlaintextKey`]);
+//!   plain http to a local server stays allowed.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -45,6 +65,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// Default cap on one wait between retries.
 pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// Default cap on a successful response body (a long answer is well under 1 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
+/// Bytes of an error response body read (and at most quoted, cut to a few
+/// hundred characters); the rest is never read.
+pub const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// First backoff wait when the server gives no `Retry-After`; doubled per retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
@@ -319,6 +344,9 @@ pub struct LlmConfig {
     pub max_retries: u32,
     /// Cap on one wait between retries (also caps `Retry-After`).
     pub max_retry_wait: Duration,
+    /// Cap on a successful response body, in bytes; a larger reply fails with
+    /// [`LlmError::ResponseTooLarge`] without being read further.
+    pub max_response_bytes: usize,
 }
 
 impl LlmConfig {
@@ -332,6 +360,7 @@ impl LlmConfig {
             timeout: DEFAULT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -414,7 +443,7 @@ impl LlmConfig {
             _ => DEFAULT_TIMEOUT,
         };
 
-        Ok(Some(LlmConfig {
+        let config = LlmConfig {
             provider,
             base_url,
             model,
@@ -422,7 +451,35 @@ impl LlmConfig {
             timeout,
             max_retries: DEFAULT_MAX_RETRIES,
             max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
-        }))
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        };
+        config.check_transport()?;
+        Ok(Some(config))
+    }
+
+    /// Refuses to send the API key in clear text: with a key, the URL must
+    /// be `https://`, or `http://` to a loopback host (`127.0.0.0/8`, `::1`,
+    /// `localhost`). Also refuses a URL that is neither http nor https.
+    pub fn check_transport(&self) -> Result<(), LlmError> {
+        let url = normalize_url(&self.base_url);
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            LlmError::Config(format!(
+                "the LLM URL {:?} is not a valid URL: {e}",
+                redact_url(&url)
+            ))
+        })?;
+        match parsed.scheme() {
+            "https" => Ok(()),
+            "http" if self.api_key.is_none() || is_loopback_host(&parsed) => Ok(()),
+            "http" => Err(LlmError::PlaintextKey {
+                url: redact_url(&url),
+                key_var: self.provider.key_var(),
+            }),
+            other => Err(LlmError::Config(format!(
+                "the LLM URL {:?} must be http:// or https://, not {other}://",
+                redact_url(&url)
+            ))),
+        }
     }
 
     /// The full URL requests are posted to.
@@ -553,6 +610,47 @@ pub enum LlmError {
     #[error("invalid response from the LLM: {0}")]
     InvalidResponse(String),
 
+    /// An API key would have gone over plain http to a host that is not
+    /// loopback (refused when the configuration is built).
+    #[error(
+        "refusing to send {key_var} over plain http to {url}: use an https:// URL, \
+         or a loopback address (127.0.0.1, ::1, localhost) for a local server"
+    )]
+    PlaintextKey {
+        /// The configured URL (credentials redacted).
+        url: String,
+        /// The variable the key came from.
+        key_var: &'static str,
+    },
+
+    /// The reply body passed the cap; it was abandoned unread past it.
+    #[error(
+        "the reply from {url} is larger than {limit} bytes{}; refusing to read more",
+        .declared.map(|n| format!(" (Content-Length {n})")).unwrap_or_default()
+    )]
+    ResponseTooLarge {
+        /// The URL requested.
+        url: String,
+        /// The cap, [`LlmConfig::max_response_bytes`].
+        limit: usize,
+        /// The length the server announced, if it did.
+        declared: Option<u64>,
+    },
+
+    /// The server answered with a redirect, which is never followed.
+    #[error(
+        "{status} redirect from {url} to {location}; llmos does not follow redirects \
+         (the request carries the API key and your code): set {ENV_URL} to the final URL"
+    )]
+    Redirect {
+        /// The HTTP status (301, 302, 303, 307, 308...).
+        status: u16,
+        /// The URL requested.
+        url: String,
+        /// The `Location` it pointed to (credentials redacted, cut short).
+        location: String,
+    },
+
     /// Another 4xx: the request was refused.
     #[error("{status} from {provider}: {message}")]
     BadRequest {
@@ -580,10 +678,14 @@ pub struct HttpProvider {
 }
 
 impl HttpProvider {
-    /// Builds the client; fails only on an unusable key or TLS setup.
+    /// Builds the client; fails on an unusable key or TLS setup, and when
+    /// the key would travel in clear text ([`LlmConfig::check_transport`]).
     pub fn new(mut config: LlmConfig) -> Result<HttpProvider, LlmError> {
         config.base_url = normalize_url(&config.base_url);
+        config.check_transport()?;
         let client = reqwest::Client::builder()
+            // Never follow a redirect: see the module docs.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(15)))
             .user_agent(concat!("llmos/", env!("CARGO_PKG_VERSION")))
@@ -680,6 +782,20 @@ impl HttpProvider {
     /// The URL as shown in messages (no credentials).
     fn shown_url(&self) -> String {
         redact_url(&self.endpoint)
+    }
+
+    /// The error for a 3xx (redirects are never followed).
+    fn redirect_error(&self, status: u16, headers: &HeaderMap) -> LlmError {
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .map(|l| self.redact(&prefix(&redact_url(&l))))
+            .unwrap_or_else(|| "(no Location header)".to_string());
+        LlmError::Redirect {
+            status,
+            url: self.shown_url(),
+            location,
+        }
     }
 
     /// The error for a final non-success status.
@@ -882,11 +998,37 @@ impl FixProvider for HttpProvider {
                 .send()
                 .await;
             let failure = match sent {
-                Ok(resp) => {
+                Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after(resp.headers());
-                    match resp.text().await {
-                        Ok(raw) if (200..300).contains(&status) => {
+                    if (300..400).contains(&status) {
+                        return Err(self.redirect_error(status, resp.headers()));
+                    }
+                    let success = (200..300).contains(&status);
+                    let cap = if success {
+                        self.config.max_response_bytes
+                    } else {
+                        MAX_ERROR_BODY
+                    };
+                    let body = match read_capped(&mut resp, cap, success).await {
+                        Ok(Capped::Over { declared, .. }) if success => {
+                            let err = LlmError::ResponseTooLarge {
+                                url: self.shown_url(),
+                                limit: cap,
+                                declared,
+                            };
+                            tracing::debug!(attempts, error = %err, "LLM request failed");
+                            return Err(err);
+                        }
+                        // An error body past its cap is quoted from its start.
+                        Ok(Capped::Whole(b) | Capped::Over { bytes: b, .. }) => {
+                            Ok(String::from_utf8_lossy(&b).into_owned())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    drop(resp);
+                    match body {
+                        Ok(raw) if success => {
                             let raw = self.redact(&raw);
                             let (text, usage, model) = self.parse(&raw)?;
                             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -965,6 +1107,57 @@ impl FixProvider for HttpProvider {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// A response body read up to a cap.
+enum Capped {
+    /// The whole body, within the cap.
+    Whole(Vec<u8>),
+    /// The body passed the cap: `bytes` holds its first `cap` bytes (none if
+    /// the declared length alone settled it); the rest was not read.
+    Over {
+        bytes: Vec<u8>,
+        declared: Option<u64>,
+    },
+}
+
+/// Reads `resp`'s body chunk by chunk, never holding more than `cap` bytes.
+/// With `strict`, a `Content-Length` above the cap ends it before any read.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+    strict: bool,
+) -> Result<Capped, reqwest::Error> {
+    let declared = resp.content_length();
+    if strict && declared.is_some_and(|n| n > cap as u64) {
+        return Ok(Capped::Over {
+            bytes: Vec::new(),
+            declared,
+        });
+    }
+    let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut bytes = Vec::with_capacity(hint.min(cap).min(1 << 20));
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok(Capped::Over { bytes, declared });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(bytes))
+}
+
+/// Whether the URL's host is a loopback address or `localhost`.
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -1194,6 +1387,41 @@ mod tests {
             HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn plain_http_with_a_key_only_to_loopback() {
+        let with_key = |url: &str| {
+            let mut c = LlmConfig::new(ProviderKind::OpenAi, url, "m");
+            c.api_key = Some(Secret::new("sk-x"));
+            c.check_transport()
+        };
+        for ok in [
+            "https://api.example.com/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://127.1.2.3/v1",
+            "http://localhost:11434/v1",
+            "http://LOCALHOST/v1",
+            "http://[::1]:9/v1",
+        ] {
+            assert!(with_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.example.com/v1",
+            "http://10.0.0.5:11434/v1",
+            "http://localhost.example.com/v1",
+            "http://[::ffff:127.0.0.1]/v1",
+            "http://0.0.0.0/v1",
+        ] {
+            let err = with_key(bad).expect_err(bad);
+            assert!(matches!(err, LlmError::PlaintextKey { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
+        }
+        // Without a key, plain http anywhere is the user's choice.
+        let c = LlmConfig::new(ProviderKind::OpenAi, "http://10.0.0.5/v1", "m");
+        assert!(c.check_transport().is_ok());
+        let c = LlmConfig::new(ProviderKind::OpenAi, "ftp://h/v1", "m");
+        assert!(matches!(c.check_transport(), Err(LlmError::Config(_))));
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! repairs, when the fuel or wall-clock budget across all attempts is spent,
 //! when the same error comes back on the same line twice in a row (no
 //! progress), or when the LLM cannot be reached.
+//!
+//! Code the LLM wrote is untrusted whatever the original was: every repair
+//! runs under [`SupervisorConfig::repair_limits`] (by default the untrusted
+//! tier, [`Limits::default`], never looser than the original run's limits,
+//! always fuel-metered) and as [`SupervisorConfig::repair_namespace`] (a
+//! storage namespace of its own when the original is trusted).
 
 pub mod extract;
 pub mod llm;
@@ -26,6 +32,7 @@ use similar::TextDiff;
 
 use crate::engine::{RunRequest, Runtime};
 use crate::error::HostError;
+use crate::limits::Limits;
 use crate::outcome::Outcome;
 use llm::{ChatRequest, FixProvider, Message, Role, Usage};
 use prompt::{AttemptVars, Prompts};
@@ -44,6 +51,43 @@ pub struct SupervisorConfig {
     pub budget_time: Duration,
     /// `max_tokens` of each LLM answer.
     pub max_tokens: u32,
+    /// The limits every LLM-generated repair runs under. `None` (the
+    /// default) derives them from the run's: each limit the smaller of the
+    /// run's and [`Limits::default`] (the untrusted tier), so limits a user
+    /// loosened for their own code (no fuel, more memory or time) never reach
+    /// code the LLM wrote. Given or derived, fuel is always metered (an
+    /// unmetered value becomes [`crate::limits::DEFAULT_FUEL`]), and the fuel
+    /// budget still caps each run. See [`repair_limits`].
+    pub repair_limits: Option<Limits>,
+    /// The artifact id, and so the storage namespace, repairs run as. `None`
+    /// (the default) keeps the original's. The facade sets a separate
+    /// namespace when the original artifact is trusted, so a repair never
+    /// reads or writes a trusted artifact's storage.
+    pub repair_namespace: Option<String>,
+}
+
+/// The limits a repair of a run under `run` gets: `configured`, or else each
+/// limit the minimum of `run`'s and [`Limits::default`]; either way with
+/// fuel metered (`None` becomes the default fuel).
+pub fn repair_limits(run: &Limits, configured: Option<&Limits>) -> Limits {
+    let tier = Limits::default();
+    let default_fuel = tier.fuel.unwrap_or(crate::limits::DEFAULT_FUEL);
+    let mut limits = match configured {
+        Some(l) => l.clone(),
+        // Every field named: a new limit must decide how repairs get it.
+        None => Limits {
+            fuel: Some(run.fuel.map_or(default_fuel, |f| f.min(default_fuel))),
+            memory_bytes: run.memory_bytes.min(tier.memory_bytes),
+            timeout: run.timeout.min(tier.timeout),
+            output_bytes: run.output_bytes.min(tier.output_bytes),
+            log_records: run.log_records.min(tier.log_records),
+            host_memory_bytes: run.host_memory_bytes.min(tier.host_memory_bytes),
+        },
+    };
+    if limits.fuel.is_none() {
+        limits.fuel = Some(default_fuel);
+    }
+    limits
 }
 
 impl Default for SupervisorConfig {
@@ -53,6 +97,8 @@ impl Default for SupervisorConfig {
             budget_fuel: Some(crate::limits::DEFAULT_FUEL * 4),
             budget_time: Duration::from_secs(300),
             max_tokens: 4096,
+            repair_limits: None,
+            repair_namespace: None,
         }
     }
 }
@@ -94,14 +140,6 @@ pub struct Supervisor<'a> {
     provider: Option<&'a dyn FixProvider>,
     prompts: Prompts,
     config: SupervisorConfig,
-}
-
-/// The Markdown fence tag for a language.
-fn fence(language: &str) -> &str {
-    match language {
-        "javascript" => "js",
-        other => other,
-    }
 }
 
 /// A unified diff from `old` to `new`.
@@ -216,10 +254,10 @@ impl<'a> Supervisor<'a> {
                 }
 
                 // Ask.
-                let system_prompt = self.prompts.system(&manifest.name, fence(&manifest.name));
+                let system_prompt = self.prompts.system(&manifest.name, manifest.fence_tag());
                 let prompt = self.prompts.attempt(&AttemptVars {
                     language: &manifest.name,
-                    fence: fence(&manifest.name),
+                    fence: manifest.fence_tag(),
                     filename: &req.filename,
                     attempt,
                     max_attempts: self.config.max_attempts,
@@ -277,8 +315,13 @@ impl<'a> Supervisor<'a> {
                 exchange.response = Some(response.text.clone());
 
                 // Extract.
-                let code = match extract::extract(&response.text, &manifest.name, &current, &failed)
-                {
+                let code = match extract::extract(
+                    &response.text,
+                    &manifest.name,
+                    &manifest.fence_tags(),
+                    &current,
+                    &failed,
+                ) {
                     Ok(c) => c,
                     Err(rejection) => {
                         let reason = rejection.to_string();
@@ -305,12 +348,13 @@ impl<'a> Supervisor<'a> {
                     diff: &diff,
                 });
 
-                // Run it, within what is left of the fuel budget.
+                // Run it as untrusted code (the repair tier's limits and
+                // namespace), within what is left of the fuel budget.
                 let mut next = req.clone();
                 next.source = code.clone();
-                // LLM-generated code is untrusted: always fuel-metered.
-                if next.limits.fuel.is_none() {
-                    next.limits = crate::Limits::default();
+                next.limits = repair_limits(&req.limits, self.config.repair_limits.as_ref());
+                if let Some(ns) = &self.config.repair_namespace {
+                    next.artifact_id = ns.clone();
                 }
                 if let (Some(limit), Some(left)) = (next.limits.fuel, remaining_fuel) {
                     next.limits.fuel = Some(limit.min(left));
@@ -344,7 +388,7 @@ impl<'a> Supervisor<'a> {
                     r.class,
                     r.message,
                     r.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
-                    fence(&manifest.name),
+                    manifest.fence_tag(),
                     code
                 ));
                 failed.push(code);
@@ -395,5 +439,43 @@ impl<'a> Supervisor<'a> {
         let outcome = self.runtime.run(&r).await?;
         tracing::info!(attempt, status = %outcome.status, "supervised run");
         Ok((outcome, t.elapsed().as_secs_f64() * 1e3))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repairs_never_get_looser_limits_than_the_untrusted_tier() {
+        let tier = Limits::default();
+        let loose = Limits {
+            fuel: None,
+            memory_bytes: tier.memory_bytes * 8,
+            timeout: tier.timeout * 6,
+            output_bytes: tier.output_bytes * 16,
+            log_records: tier.log_records * 2,
+            host_memory_bytes: tier.host_memory_bytes * 4,
+        };
+        assert_eq!(repair_limits(&loose, None), tier);
+
+        let tight = Limits {
+            fuel: Some(1_000),
+            memory_bytes: 1 << 20,
+            timeout: Duration::from_millis(5),
+            output_bytes: 10,
+            log_records: 1,
+            host_memory_bytes: 1 << 10,
+        };
+        assert_eq!(repair_limits(&tight, None), tight);
+
+        // Given limits are used as given, but never unmetered.
+        let given = Limits {
+            fuel: None,
+            ..tight.clone()
+        };
+        let r = repair_limits(&loose, Some(&given));
+        assert_eq!(r.fuel, tier.fuel);
+        assert_eq!(r.memory_bytes, 1 << 20);
     }
 }
