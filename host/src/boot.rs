@@ -209,8 +209,17 @@ fn system(opts: &BootOptions) -> Result<(Config, RuntimeConfig), HostError> {
     let rc = runtime_config(opts, &config);
     // The data and cache directories are private (0700) and refused when
     // other users could write them.
-    crate::paths::ensure_private_dir(&rc.data_dir)?;
-    crate::paths::ensure_private_dir(&rc.cache_dir)?;
+    let hint = |what: &'static str, var: &'static str, key: &'static str| {
+        move |e: HostError| {
+            HostError::Usage(format!(
+                "{e}; the {what} must be a private, writable directory (set {var} or {key} in llmos.toml)"
+            ))
+        }
+    };
+    crate::paths::ensure_private_dir(&rc.data_dir)
+        .map_err(hint("data directory", "LLMOS_DATA_DIR", "data_dir"))?;
+    crate::paths::ensure_private_dir(&rc.cache_dir)
+        .map_err(hint("cache directory", "LLMOS_CACHE_DIR", "volumes.cache"))?;
     for dir in [rc.data_dir.join("outputs")] {
         std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
             path: dir.clone(),
