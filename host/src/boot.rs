@@ -216,10 +216,16 @@ fn system(opts: &BootOptions) -> Result<(Config, RuntimeConfig), HostError> {
             ))
         }
     };
-    crate::paths::ensure_private_dir(&rc.data_dir)
-        .map_err(hint("data directory", "LLMOS_DATA_DIR", "data_dir"))?;
-    crate::paths::ensure_private_dir(&rc.cache_dir)
-        .map_err(hint("cache directory", "LLMOS_CACHE_DIR", "volumes.cache"))?;
+    crate::paths::ensure_private_dir(&rc.data_dir).map_err(hint(
+        "data directory",
+        "LLMOS_DATA_DIR",
+        "data_dir",
+    ))?;
+    crate::paths::ensure_private_dir(&rc.cache_dir).map_err(hint(
+        "cache directory",
+        "LLMOS_CACHE_DIR",
+        "volumes.cache",
+    ))?;
     for dir in [rc.data_dir.join("outputs")] {
         std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
             path: dir.clone(),

@@ -58,15 +58,21 @@ pub enum Rebuild {
 /// How a component was obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheStatus {
+    /// Deserialized from a verified cache entry.
     Hit,
+    /// Compiled now (and cached), for this reason.
     Compiled(Rebuild),
 }
 
 /// A component loaded through the cache, with what happened.
 pub struct Loaded {
+    /// The component, ready to link.
     pub component: Component,
+    /// Whether it came from the cache.
     pub status: CacheStatus,
+    /// The cache entry.
     pub path: PathBuf,
+    /// Time to load or compile it.
     pub millis: f64,
 }
 
@@ -119,12 +125,14 @@ impl Verified {
 /// Distinguishes temporary files of concurrent writers within one process.
 static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The on-disk cache of precompiled components (see the module docs).
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: PathBuf,
 }
 
 impl ComponentCache {
+    /// A cache in `dir` (made private on first use).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ComponentCache { dir: dir.into() }
     }

@@ -53,6 +53,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// It reaches callers as [`HostError::UnsafeDir`]; [`unsafe_dir`] gets it
 /// back out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum UnsafeDir {
     /// The path exists but is not a directory.
     #[error("refusing `{path}`: it is not a directory")]

@@ -12,17 +12,24 @@ use serde::{Deserialize, Serialize};
 /// Why an answer was not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "snake_case")]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum Rejection {
+    /// The answer is empty.
     #[error("the answer was empty")]
     Empty,
+    /// The answer has no fenced code block.
     #[error("the answer has no fenced code block")]
     NoCode,
+    /// Every block is in another language.
     #[error("the answer's code is in another language ({tag}), not {language}")]
     WrongLanguage { tag: String, language: String },
+    /// The chosen block is empty.
     #[error("the answer's code block is empty")]
     EmptyCode,
+    /// The code is the version that just failed.
     #[error("the answer repeats the failing artifact unchanged")]
     Unchanged,
+    /// The code repeats an earlier failed version.
     #[error("the answer repeats version {version}, which already failed")]
     Repeat { version: usize },
 }
@@ -72,7 +79,9 @@ const OTHER_LANGUAGES: &[&str] = &[
 /// One fenced block: its info-string tag (lower case, may be empty) and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// The info string's first word, lower case (may be empty).
     pub tag: String,
+    /// The code inside the fence.
     pub body: String,
 }
 

@@ -105,6 +105,7 @@ impl Default for SupervisorConfig {
 
 /// What happens, as it happens (for a live display).
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum Event<'a> {
     /// Version `attempt` ran.
     Ran {
@@ -127,6 +128,7 @@ pub enum Event<'a> {
 /// The result of a supervised run.
 #[derive(Debug, Clone)]
 pub struct Supervised {
+    /// Every attempt, prompt, answer and diff.
     pub trace: Trace,
     /// The last version that ran (the fixed code when the result is `Fixed`).
     pub code: String,

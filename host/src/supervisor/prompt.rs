@@ -23,15 +23,23 @@ pub struct Prompts {
 /// Everything an attempt prompt is made of.
 #[derive(Debug, Clone)]
 pub struct AttemptVars<'a> {
+    /// The language's name.
     pub language: &'a str,
+    /// Its fence tag.
     pub fence: &'a str,
+    /// The artifact's file name.
     pub filename: &'a str,
+    /// This repair's number (1-based).
     pub attempt: u32,
+    /// How many repairs may be tried.
     pub max_attempts: u32,
+    /// The version that failed.
     pub code: &'a str,
+    /// Its error report.
     pub report: &'a str,
     /// One entry per earlier failed attempt (already formatted).
     pub history: &'a [String],
+    /// The kernel API reference.
     pub api: &'a str,
 }
 
@@ -69,10 +77,12 @@ impl Prompts {
         })
     }
 
+    /// The system prompt for a language.
     pub fn system(&self, language: &str, fence: &str) -> String {
         render(&self.system, &[("language", language), ("fence", fence)])
     }
 
+    /// The prompt of one repair attempt.
     pub fn attempt(&self, v: &AttemptVars<'_>) -> String {
         let history = if v.history.is_empty() {
             String::new()

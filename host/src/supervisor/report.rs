@@ -15,21 +15,31 @@ const TAIL_LOGS: usize = 20;
 /// A failed run, explained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReport {
+    /// How the run ended.
     pub status: Status,
     /// Error class (`TypeError`, `ZeroDivisionError`, ...), or the limit's name.
     pub class: String,
+    /// The error message (clipped).
     pub message: String,
+    /// Line of the error in the artifact.
     pub line: Option<u32>,
+    /// Column of the error in the artifact.
     pub column: Option<u32>,
     /// Outermost first.
     pub stack: Vec<Frame>,
     /// The source around the failing line, numbered, with a caret under the column.
     pub excerpt: Option<String>,
+    /// The end of stdout.
     pub stdout_tail: String,
+    /// The end of stderr.
     pub stderr_tail: String,
+    /// The last log records.
     pub logs_tail: Vec<LogRecord>,
+    /// Fuel used.
     pub fuel_consumed: Option<u64>,
+    /// Peak linear memory.
     pub memory_peak_bytes: u64,
+    /// Run time.
     pub duration_ms: f64,
     /// The artifact's top-level variables when the error was raised.
     pub globals: Vec<Variable>,

@@ -12,21 +12,32 @@ use crate::outcome::Outcome;
 /// Version of the trace schema.
 pub const TRACE_VERSION: u32 = 1;
 
+/// The JSON execution trace of a supervised run (`--trace FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trace {
+    /// Schema version.
     pub version: u32,
+    /// The artifact's file name.
     pub artifact: String,
+    /// Its language.
     pub language: String,
     /// `openai` / `anthropic`, when a provider was configured.
     pub provider: Option<String>,
+    /// The model asked.
     pub model: Option<String>,
+    /// Repairs allowed.
     pub max_attempts: u32,
+    /// Fuel across all attempts.
     pub budget_fuel: Option<u64>,
+    /// Wall-clock budget across all attempts, ms.
     pub budget_ms: u64,
     /// Version 0 is the artifact as given; each repair adds one.
     pub attempts: Vec<Attempt>,
+    /// How it ended.
     pub result: TraceResult,
+    /// Tokens over all LLM calls.
     pub tokens: Usage,
+    /// Total time.
     pub duration_ms: f64,
 }
 
@@ -41,8 +52,11 @@ pub struct Attempt {
     pub code: Option<String>,
     /// Unified diff against the previous version that ran.
     pub diff: Option<String>,
+    /// Its outcome, when it ran.
     pub outcome: Option<Outcome>,
+    /// Its error report, when it failed.
     pub report: Option<ErrorReport>,
+    /// Its run time.
     pub run_ms: f64,
 }
 
@@ -64,7 +78,9 @@ impl Attempt {
 /// A request to the LLM and what came back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exchange {
+    /// The system prompt sent.
     pub system_prompt: String,
+    /// The user prompt sent.
     pub prompt: String,
     /// The answer's text as received (none when the call failed).
     pub response: Option<String>,
@@ -72,14 +88,18 @@ pub struct Exchange {
     pub rejection: Option<String>,
     /// The LLM call's error, if it failed.
     pub error: Option<String>,
+    /// Tokens of this call.
     pub usage: Usage,
+    /// HTTP requests, retries included.
     pub http_attempts: u32,
+    /// Time of this call, retries included.
     pub duration_ms: f64,
 }
 
 /// How the supervised run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[allow(missing_docs)] // variant fields are named for what they hold
 pub enum TraceResult {
     /// The artifact ran ok as given.
     Ok,
