@@ -17,6 +17,7 @@
 //! `<image>`, and even if they did nothing would be loaded from disk.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use resvg::{tiny_skia, usvg};
 use skrifa::MetadataProvider;
@@ -25,6 +26,7 @@ use skrifa::metrics::GlyphMetrics;
 
 use super::svg::FONT_FAMILY;
 use super::types::{Rendered, VizError};
+use crate::meter::{HostLimit, Meter, cost};
 
 /// DejaVu Sans regular, as embedded by the `dejavu` crate.
 fn regular_font() -> &'static [u8] {
@@ -80,9 +82,75 @@ pub fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, VizError
         .map_err(|e| VizError::InvalidArgument(format!("could not encode the PNG: {e}")))
 }
 
-/// Rasterize `svg` and bundle it with its PNG and `summary`.
-pub fn finish(svg: String, width: u32, height: u32, summary: String) -> Result<Rendered, VizError> {
-    let png = rasterize(&svg, width, height)?;
+/// Nanoseconds one unit of drawing work ([`DrawCost`]) takes at most on the
+/// reference machine (measured: see `crate::meter`'s cost model). Used to
+/// refuse a render that could not finish before the run's deadline.
+pub const NS_PER_UNIT: f64 = 4.0;
+/// Units per picture pixel for clearing, compositing and PNG encoding.
+pub const PICTURE_UNITS_PER_PIXEL: f64 = 4.0;
+/// Units per byte of SVG parsed by usvg.
+pub const PARSE_UNITS_PER_BYTE: f64 = 2.0;
+
+/// Estimated work, in [`DrawCost`] units, of rasterizing an SVG of
+/// `svg_bytes` bytes whose marks cost `draw_units`, on a `width` x `height`
+/// picture, and encoding it as PNG.
+pub fn raster_units(draw_units: f64, svg_bytes: usize, width: u32, height: u32) -> f64 {
+    let pixels = f64::from(width) * f64::from(height);
+    let u = draw_units + PICTURE_UNITS_PER_PIXEL * pixels + PARSE_UNITS_PER_BYTE * svg_bytes as f64;
+    if u.is_finite() { u.max(0.0) } else { f64::MAX }
+}
+
+/// Bytes a render holds on the host while it runs: the pixmap, the PNG
+/// being encoded (at most about the pixmap again) and the parsed tree
+/// (bounded by a few times the SVG).
+pub fn raster_bytes(svg_bytes: usize, width: u32, height: u32) -> u64 {
+    let pixels = u64::from(width) * u64::from(height);
+    pixels
+        .saturating_mul(8)
+        .saturating_add((svg_bytes as u64).saturating_mul(4))
+}
+
+/// Pay for, then do, a render of `draw_units` of marks (see
+/// [`raster_units`]): the run's fuel is charged *before* resvg runs (it
+/// cannot be interrupted), the deadline must leave room for the estimated
+/// time with a 2× margin, and the transient bytes are reserved in the run's
+/// host-memory budget.
+pub fn metered_rasterize(
+    svg: &str,
+    width: u32,
+    height: u32,
+    draw_units: f64,
+    meter: &mut Meter,
+) -> Result<Vec<u8>, VizError> {
+    let units = raster_units(draw_units, svg.len(), width, height);
+    let fuel = units * cost::PER_PIXEL as f64;
+    meter.charge(if fuel < u64::MAX as f64 { fuel as u64 } else { u64::MAX })?;
+    let est = Duration::from_secs_f64((units * NS_PER_UNIT * 2e-9).min(1e6));
+    if Instant::now()
+        .checked_add(est)
+        .is_none_or(|end| end >= meter.deadline())
+    {
+        return Err(VizError::Limit(HostLimit::Deadline));
+    }
+    let transient = raster_bytes(svg.len(), width, height);
+    meter.reserve(transient)?;
+    let png = rasterize(svg, width, height);
+    meter.release(transient);
+    meter.check_time()?;
+    png
+}
+
+/// Rasterize `svg` (whose marks cost `draw_units`, see [`DrawCost`]) within
+/// the run's budgets, and bundle it with its PNG and `summary`.
+pub fn finish(
+    svg: String,
+    width: u32,
+    height: u32,
+    summary: String,
+    draw_units: f64,
+    meter: &mut Meter,
+) -> Result<Rendered, VizError> {
+    let png = metered_rasterize(&svg, width, height, draw_units, meter)?;
     Ok(Rendered {
         svg,
         png,
