@@ -453,4 +453,109 @@ mod tests {
             "only {dark} dark pixels: the font did not render"
         );
     }
+
+    /// Times each engine against the cost model; prints the fuel charged
+    /// per nanosecond of host work (the guest runs at about 10 fuel/ns).
+    /// `cargo test --release -p llmos --lib calibrate -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn calibrate_engines() {
+        use crate::kernel::dom::tree::{Document, DomLimits};
+        use crate::kernel::quantum::sim::{self, Circuit, Gate, GateKind, QuantumLimits};
+        use crate::kernel::viz::canvas::{Canvas, Paint};
+        use crate::kernel::viz::types::VizLimits;
+        use crate::meter::{Meter, cost};
+        use std::time::Instant;
+        let limits = VizLimits {
+            max_canvas_side: 2000,
+            max_points: 200_000,
+            max_ops: 100_000,
+            max_text_bytes: 1 << 20,
+            max_scene_items: 1_000_000,
+            max_json_bytes: 32 << 20,
+            max_draw_cost: u64::MAX,
+        };
+        let report = |what: &str, fuel: f64, ns: f64| {
+            println!("{what:40} fuel {fuel:12.3e}  time {:8.1} ms  fuel/ns {:6.2}", ns / 1e6, fuel / ns);
+        };
+        // Canvas: big translucent circles, thin long lines, small shapes, text.
+        for (what, n) in [("circles", 200usize), ("lines", 3000), ("small rects", 50_000), ("text", 400)] {
+            let mut c = Canvas::new(2000, 2000, &limits).unwrap();
+            c.fill_color("rgba(200,10,10,0.5)").unwrap();
+            for i in 0..n {
+                let f = i as f64;
+                match what {
+                    "circles" => c.circle(1000.0, 1000.0, 900.0 + f, Paint::FillAndStroke).unwrap(),
+                    "lines" => c.line(0.0, f % 2000.0, 2000.0, 2000.0 - f % 2000.0).unwrap(),
+                    "small rects" => c.rect(f % 1990.0, (f * 7.0) % 1990.0, 5.0, 5.0, Paint::Fill).unwrap(),
+                    _ => c.text(10.0, 20.0 + f * 4.0, &"W".repeat(100), 40.0).unwrap(),
+                }
+            }
+            let units = c.draw_units();
+            let t = Instant::now();
+            let r = c.render(&mut Meter::unlimited()).unwrap();
+            let ns = t.elapsed().as_nanos() as f64;
+            let total = raster_units(units, r.svg.len(), 2000, 2000);
+            report(&format!("canvas {what} ({:.2e} units)", total), total * cost::PER_PIXEL as f64, ns);
+            println!("    ns/unit {:.2}", ns / total);
+        }
+        // Empty big picture: clearing + PNG encoding.
+        let c = Canvas::new(2000, 2000, &limits).unwrap();
+        let t = Instant::now();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        let total = raster_units(0.0, r.svg.len(), 2000, 2000);
+        report("canvas empty 2000x2000", total * cost::PER_PIXEL as f64, ns);
+        println!("    ns/unit {:.2}", ns / total);
+        // Chart: 200k points.
+        let data: Vec<String> = (0..200_000).map(|i| format!("[{i},{}]", (i * 7919) % 1000)).collect();
+        let data = format!("[{}]", data.join(","));
+        for kind in ["line", "scatter"] {
+            let opts = format!("{{\"kind\": \"{kind}\"}}");
+            let t = Instant::now();
+            let r = super::super::chart::plot(&data, &opts, &limits, &mut Meter::unlimited());
+            let ns = t.elapsed().as_nanos() as f64;
+            println!("chart {kind}: {:?}", r.as_ref().err());
+            report(&format!("chart {kind} 200k (bytes only)"), (data.len() as u64 * cost::PER_BYTE) as f64, ns);
+        }
+        // Quantum: 16 qubits, 2000 gates; 1e6 shots.
+        let gates: Vec<Gate> = (0..2000u32)
+            .map(|i| Gate {
+                kind: if i % 2 == 0 { GateKind::H } else { GateKind::Cnot },
+                qubits: if i % 2 == 0 { vec![i % 16] } else { vec![i % 16, (i + 1) % 16] },
+                theta: None,
+            })
+            .collect();
+        let ql = QuantumLimits { max_qubits: 16, max_gates: 10_000, max_shots: 1_000_000 };
+        let c = Circuit { qubits: 16, gates };
+        let t = Instant::now();
+        sim::simulate(&c, 0, 1, &ql, &mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        report("quantum 16q x 2000 gates", 2000.0 * 65536.0 * cost::PER_AMPLITUDE as f64, ns);
+        let c = Circuit { qubits: 16, gates: (0..16).map(|q| Gate { kind: GateKind::H, qubits: vec![q], theta: None }).collect() };
+        let t = Instant::now();
+        sim::simulate(&c, 1_000_000, 1, &ql, &mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        report("quantum 16 H + 1e6 shots", (1e6 * 20.0 + 18.0 * 65536.0) * cost::PER_AMPLITUDE as f64, ns);
+        // DOM: 10k nodes, `*` selector.
+        let mut d = Document::new(DomLimits { max_nodes: 10_000, max_bytes: 4 << 20, max_depth: 64, max_selector_bytes: 1024 });
+        let root = d.root();
+        let mut parent = root;
+        for i in 0..10_000 {
+            let e = d.create_element("div").unwrap();
+            d.set_attribute(e, "class", "x y z").unwrap();
+            d.append_child(if i % 50 == 0 { root } else { parent }, e).unwrap();
+            if i % 50 == 0 { parent = e; }
+        }
+        let t = Instant::now();
+        for _ in 0..10 {
+            d.query_selector_all(root, "div * > div.x").unwrap();
+        }
+        let ns = t.elapsed().as_nanos() as f64;
+        report("dom 10 x select on 10k nodes", 10.0 * 10_001.0 * cost::PER_NODE as f64, ns);
+        let t = Instant::now();
+        let html = d.to_html_document();
+        let ns = t.elapsed().as_nanos() as f64;
+        report("dom serialize 10k nodes", html.len() as f64 * cost::PER_BYTE as f64, ns);
+    }
 }
