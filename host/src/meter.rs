@@ -49,14 +49,20 @@ pub mod cost {
     pub const CALL: u64 = 1_000;
     /// Per byte parsed, copied, hashed or serialised.
     pub const PER_BYTE: u64 = 20;
-    /// Per pixel rasterised (filled or stroked area; the whole picture for PNG encoding).
-    pub const PER_PIXEL: u64 = 40;
-    /// Per glyph, times its size in pixels.
-    pub const PER_GLYPH_PX: u64 = 400;
-    /// Per amplitude updated by a gate or read by a measurement.
-    pub const PER_AMPLITUDE: u64 = 30;
-    /// Per DOM node or attribute visited (selectors, serialisation, sanitising).
-    pub const PER_NODE: u64 = 500;
+    /// Per pixel rasterised (filled or stroked area; the whole picture for
+    /// PNG encoding): per unit of `viz::render::DrawCost`, measured at
+    /// 2.0–2.5 ns each for fills, strokes and small shapes.
+    pub const PER_PIXEL: u64 = 25;
+    /// Per glyph, times its size in pixels: laying out and outlining glyphs
+    /// grows with their size, on top of the fixed draw cost of a character
+    /// (`viz::render::CHAR_COST`, paid per pixel unit like any drawing).
+    pub const PER_GLYPH_PX: u64 = 500;
+    /// Per amplitude updated by a gate or read by a measurement (0.8 ns per
+    /// update on 16 qubits).
+    pub const PER_AMPLITUDE: u64 = 10;
+    /// Per DOM node or attribute visited (selectors, serialisation,
+    /// sanitising), per selector step.
+    pub const PER_NODE: u64 = 700;
     /// Per storage write (a transaction with fsync).
     pub const STORAGE_WRITE: u64 = 2_000_000;
 }

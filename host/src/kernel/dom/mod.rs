@@ -103,6 +103,16 @@ fn guest_error(e: tree::DomError) -> DomError {
     DomError { code, message }
 }
 
+/// Fuel for a walk over `nodes` elements matching a selector of
+/// `selector_bytes` bytes: [`cost::PER_NODE`] per element and per 16 bytes
+/// of selector (a query costs O(elements × steps), see `tree::selector`).
+pub fn walk_fuel(nodes: usize, selector_bytes: usize) -> u64 {
+    let steps = 1 + selector_bytes as u64 / 16;
+    (nodes as u64)
+        .saturating_mul(steps)
+        .saturating_mul(cost::PER_NODE)
+}
+
 /// Bytes an element slot, attribute slot or text node may add to the
 /// document's footprint beyond its own bytes (for reserving before a change).
 const SLOT_BYTES: usize = 256;
@@ -114,12 +124,12 @@ impl DomView<'_> {
             .charge(cost::CALL.saturating_add((bytes as u64).saturating_mul(cost::PER_BYTE)))
     }
 
-    /// Pay for a walk of the whole document (an upper bound on any walk),
-    /// and for `bytes` of arguments.
-    fn pay_walk(&mut self, bytes: usize) -> Result<(), HostLimit> {
-        let nodes = self.ctx.doc().node_count() as u64;
-        self.pay(bytes)?;
-        self.meter.charge(nodes.saturating_mul(cost::PER_NODE))
+    /// Pay for a walk of the whole document (an upper bound on any walk)
+    /// with a selector of `selector_bytes` bytes (0: no selector).
+    fn pay_walk(&mut self, selector_bytes: usize) -> Result<(), HostLimit> {
+        let nodes = self.ctx.doc().node_count();
+        self.pay(selector_bytes)?;
+        self.meter.charge(walk_fuel(nodes, selector_bytes))
     }
 
     /// Change the document with `f`, which adds at most `bytes` bytes of

@@ -772,9 +772,13 @@ fn sim_bytes(qubits: u32, shots: u32) -> u64 {
         .saturating_add(outcomes.saturating_mul(64 + u64::from(qubits)))
 }
 
-/// Amplitude reads of sampling one terminal shot among `dim` amplitudes.
+/// Amplitude units of sampling one terminal shot among `dim` amplitudes:
+/// a binary search (log2 dim reads, cache misses on large states) plus
+/// drawing a uniform and counting the outcome in an ordered map; measured
+/// at about 340 ns per shot on 16 qubits, i.e. ~16 amplitude updates per
+/// step of the search.
 fn shot_units(dim: usize) -> u64 {
-    u64::from(dim.max(1).ilog2()) + 4
+    16 * (u64::from(dim.max(1).ilog2()) + 4)
 }
 
 fn simulate_inner(

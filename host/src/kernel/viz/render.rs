@@ -85,7 +85,7 @@ pub fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, VizError
 /// Nanoseconds one unit of drawing work ([`DrawCost`]) takes at most on the
 /// reference machine (measured: see `crate::meter`'s cost model). Used to
 /// refuse a render that could not finish before the run's deadline.
-pub const NS_PER_UNIT: f64 = 4.0;
+pub const NS_PER_UNIT: f64 = 3.0;
 /// Units per picture pixel for clearing, compositing and PNG encoding.
 pub const PICTURE_UNITS_PER_PIXEL: f64 = 4.0;
 /// Units per byte of SVG parsed by usvg.
@@ -125,7 +125,8 @@ pub fn metered_rasterize(
     let units = raster_units(draw_units, svg.len(), width, height);
     let fuel = units * cost::PER_PIXEL as f64;
     meter.charge(if fuel < u64::MAX as f64 { fuel as u64 } else { u64::MAX })?;
-    let est = Duration::from_secs_f64((units * NS_PER_UNIT * 2e-9).min(1e6));
+    // Half again as long as estimated must still end before the deadline.
+    let est = Duration::from_secs_f64((units * NS_PER_UNIT * 1.5e-9).min(1e6));
     if Instant::now()
         .checked_add(est)
         .is_none_or(|end| end >= meter.deadline())
@@ -164,7 +165,8 @@ pub fn finish(
 /// reference machine, where translucent fill costs ~1 unit per pixel).
 ///
 /// Measured with tiny-skia: a shape costs ~1500 units whatever its size
-/// (parsing + setup), a text character ~2000, and a stroke ~40 units per
+/// (parsing + setup), a text character ~5000 (text at 40 px measured at
+/// ~6 ns per old 2000-unit character), and a stroke ~40 units per
 /// pixel of length (anti-aliased edges are walked row by row) plus its
 /// area. Geometry is clipped to the picture first, so off-canvas parts cost
 /// nothing.
@@ -180,7 +182,7 @@ pub struct DrawCost {
 /// Cost of any one shape, before its pixels.
 pub const SHAPE_COST: f64 = 1500.0;
 /// Cost of one text character.
-pub const CHAR_COST: f64 = 2000.0;
+pub const CHAR_COST: f64 = 5000.0;
 /// Cost per pixel of stroke length.
 const STROKE_LENGTH_COST: f64 = 40.0;
 
@@ -512,11 +514,12 @@ mod tests {
         let data = format!("[{}]", data.join(","));
         for kind in ["line", "scatter"] {
             let opts = format!("{{\"kind\": \"{kind}\"}}");
+            let mut m = Meter::new(Instant::now(), std::time::Duration::from_secs(3600), Some(u64::MAX / 2), u64::MAX);
             let t = Instant::now();
-            let r = super::super::chart::plot(&data, &opts, &limits, &mut Meter::unlimited());
+            let r = super::super::chart::plot(&data, &opts, &limits, &mut m);
             let ns = t.elapsed().as_nanos() as f64;
             println!("chart {kind}: {:?}", r.as_ref().err());
-            report(&format!("chart {kind} 200k (bytes only)"), (data.len() as u64 * cost::PER_BYTE) as f64, ns);
+            report(&format!("chart {kind} 200k"), m.host_fuel() as f64, ns);
         }
         // Quantum: 16 qubits, 2000 gates; 1e6 shots.
         let gates: Vec<Gate> = (0..2000u32)
@@ -536,7 +539,9 @@ mod tests {
         let t = Instant::now();
         sim::simulate(&c, 1_000_000, 1, &ql, &mut Meter::unlimited()).unwrap();
         let ns = t.elapsed().as_nanos() as f64;
-        report("quantum 16 H + 1e6 shots", (1e6 * 20.0 + 18.0 * 65536.0) * cost::PER_AMPLITUDE as f64, ns);
+        let mut m = Meter::new(Instant::now(), std::time::Duration::from_secs(3600), Some(u64::MAX / 2), u64::MAX);
+        sim::simulate(&c, 1_000_000, 1, &ql, &mut m).unwrap();
+        report("quantum 16 H + 1e6 shots", m.host_fuel() as f64, ns);
         // DOM: 10k nodes, `*` selector.
         let mut d = Document::new(DomLimits { max_nodes: 10_000, max_bytes: 4 << 20, max_depth: 64, max_selector_bytes: 1024 });
         let root = d.root();
@@ -547,12 +552,15 @@ mod tests {
             d.append_child(if i % 50 == 0 { root } else { parent }, e).unwrap();
             if i % 50 == 0 { parent = e; }
         }
-        let t = Instant::now();
-        for _ in 0..10 {
-            d.query_selector_all(root, "div * > div.x").unwrap();
+        for sel in ["*", "div * > div.x"] {
+            let t = Instant::now();
+            for _ in 0..10 {
+                d.query_selector_all(root, sel).unwrap();
+            }
+            let ns = t.elapsed().as_nanos() as f64;
+            let per = crate::kernel::dom::walk_fuel(10_001, sel.len());
+            report(&format!("dom 10 x {sel:?} on 10k nodes"), 10.0 * per as f64, ns);
         }
-        let ns = t.elapsed().as_nanos() as f64;
-        report("dom 10 x select on 10k nodes", 10.0 * 10_001.0 * cost::PER_NODE as f64, ns);
         let t = Instant::now();
         let html = d.to_html_document();
         let ns = t.elapsed().as_nanos() as f64;
