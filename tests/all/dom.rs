@@ -31,7 +31,7 @@ fn html(o: &Outcome) -> String {
 fn the_output_is_a_whole_document_with_a_restrictive_policy() {
     let o = run(
         "javascript",
-        "kernel.dom.root.appendChild(kernel.dom.createElement('p', { text: `say \"hi\" it's\u0007 <b>` }));\n",
+        "kernel.dom.root.appendChild(kernel.dom.createElement('p', { text: `say \"hi\" it's\\u0007 <b>` }));\n",
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     let doc = document(&o);
