@@ -37,7 +37,35 @@
 //! | storage writes                        | [`cost::STORAGE_WRITE`] plus bytes     |
 //!
 //! The factors come from measuring each engine on this class of machine
-//! against the guest's fuel rate (about 1e10 units ≈ 1 s), rounded up.
+//! against the guest's fuel rate (about 1e10 units ≈ 1 s, i.e. 10 units per
+//! nanosecond), rounded up. Measured with the ignored unit test
+//! `kernel::viz::render::tests::calibrate_engines`
+//! (`cargo test --release -p llmos --lib calibrate -- --ignored --nocapture`),
+//! which times each engine on its worst inputs and prints the fuel charged
+//! per nanosecond (target ≈ 10):
+//!
+//! | engine and input                                   | time     | fuel/ns |
+//! |----------------------------------------------------|----------|---------|
+//! | canvas 2000², 200 huge translucent circles (8.3e8 units) | 1.7–2.1 s | 9.9 |
+//! | canvas 2000², 3000 long lines (3.0e8 units)        | 0.7–0.8 s | 9.1    |
+//! | canvas 2000², 50k small rects (1.0e8 units)        | 0.24 s   | 10.6    |
+//! | canvas 2000², 400 × 100 glyphs at 40 px            | 0.6–0.7 s | ~10 (with per-glyph fuel) |
+//! | empty 2000² picture (clear + PNG)                  | 30–40 ms | 14      |
+//! | chart, 200k-point line                             | 50–65 ms | 9.7     |
+//! | chart, 200k-point scatter                          | 1.2–1.4 s | 6.6 (bounded per chart by `max_draw_cost`) |
+//! | 16 qubits × 2000 gates                             | 80–105 ms | 13–17  |
+//! | 16 qubits, 1e6 shots                               | 0.2–0.34 s | ~10–15 |
+//! | DOM, `*` over 10k elements                         | 0.7 ms   | 9.4     |
+//! | DOM, serialising 10k elements                      | 0.3–0.6 ms | 9–14  |
+//!
+//! Rasterizing is estimated in `viz::render::DrawCost` units (≈ pixels
+//! covered, plus fixed per-shape and per-character costs), measured at
+//! 2.0–2.8 ns per unit; [`cost::PER_PIXEL`] is charged per unit, and the
+//! same estimate (at 3 ns per unit, plus half) decides whether a render can
+//! end before the run's deadline, since resvg cannot be interrupted.
+//! Storage writes were ~90 µs each on the test machine's disk; the price
+//! assumes a slower, fsyncing disk (0.2 ms). Measurements vary by ±30% on
+//! the shared 2-core machine; prices round towards the slower runs.
 
 use std::time::{Duration, Instant};
 
