@@ -35,7 +35,10 @@ fn the_output_is_a_whole_document_with_a_restrictive_policy() {
     );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     let doc = document(&o);
-    assert!(doc.starts_with("<!doctype html>\n<html><head><meta charset=\"utf-8\">"), "{doc}");
+    assert!(
+        doc.starts_with("<!doctype html>\n<html><head><meta charset=\"utf-8\">"),
+        "{doc}"
+    );
     assert!(
         doc.contains(
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \

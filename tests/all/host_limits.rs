@@ -211,7 +211,10 @@ fn dom_flood_ends_at_its_timeout_and_keeps_a_safe_document_js() {
     assert!(html.starts_with("<!doctype html>\n"), "{}", &html[..200]);
     assert!(html.contains("<meta charset=\"utf-8\">"));
     assert!(html.contains("content=\"default-src 'none'; img-src data:;"));
-    assert!(html.contains("&quot;q&quot; &#39;a&#39; <"), "quotes escaped in text");
+    assert!(
+        html.contains("&quot;q&quot; &#39;a&#39; <"),
+        "quotes escaped in text"
+    );
     assert!(!html.contains('\u{1}'), "control characters removed");
 }
 

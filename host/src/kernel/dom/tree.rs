@@ -904,7 +904,11 @@ impl Document {
     /// Host bytes the document keeps: every element (created, attached or
     /// not) with its child slots, plus its text and attribute bytes.
     pub fn footprint(&self) -> u64 {
-        let slots: usize = self.nodes.iter().map(|n| n.children.len() + n.attrs.len()).sum();
+        let slots: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.children.len() + n.attrs.len())
+            .sum();
         (self.nodes.len() * std::mem::size_of::<Element>()
             + slots * std::mem::size_of::<Attr>().max(std::mem::size_of::<Child>())
             + self.bytes) as u64
@@ -1210,7 +1214,12 @@ mod tests {
     fn removes_control_characters_and_frames_a_whole_document() {
         let mut d = doc();
         let root = d.root();
-        let p = add_text(&mut d, root, "pre", "a\u{1}b\u{7f}c\u{85}d\te\nf\r\u{1b}[31m");
+        let p = add_text(
+            &mut d,
+            root,
+            "pre",
+            "a\u{1}b\u{7f}c\u{85}d\te\nf\r\u{1b}[31m",
+        );
         d.set_attribute(p, "title", "x\u{0}y\u{9f}z").unwrap();
         assert_eq!(
             d.to_html(),

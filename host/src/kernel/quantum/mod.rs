@@ -111,8 +111,8 @@ impl wit::Host for QuantumView<'_> {
     ) -> wasmtime::Result<Result<wit::Simulation, QuantumError>> {
         let seed = seed.unwrap_or_else(|| self.ctx.rng.next_u64());
         self.meter.charge(cost::CALL)?;
-        let r = sim::simulate(&circuit(c), shots, seed, &self.ctx.limits, self.meter)
-            .map(|s| wit::Simulation {
+        let r = sim::simulate(&circuit(c), shots, seed, &self.ctx.limits, self.meter).map(|s| {
+            wit::Simulation {
                 amplitudes: s
                     .amplitudes
                     .into_iter()
@@ -120,18 +120,21 @@ impl wit::Host for QuantumView<'_> {
                     .collect(),
                 probabilities: s.probabilities,
                 counts: s.counts,
-            });
+            }
+        });
         split(r)
     }
 
     fn draw(&mut self, c: wit::Circuit) -> wasmtime::Result<Result<u32, QuantumError>> {
         let c = circuit(c);
         let gates = c.gates.len() as u64;
-        self.meter.charge(cost::CALL.saturating_add(
-            gates
-                .saturating_add(u64::from(c.qubits))
-                .saturating_mul(SVG_BYTES_PER_GATE * cost::PER_BYTE),
-        ))?;
+        self.meter.charge(
+            cost::CALL.saturating_add(
+                gates
+                    .saturating_add(u64::from(c.qubits))
+                    .saturating_mul(SVG_BYTES_PER_GATE * cost::PER_BYTE),
+            ),
+        )?;
         let svg = match split(draw::draw_svg(&c, &self.ctx.limits))? {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),

@@ -836,7 +836,8 @@ fn simulate_inner(
     };
     let reads = 2 * d + u128::from(shots) * u128::from(shot_units(dim));
     let units = (updates + reads).saturating_mul(u128::from(cost::PER_AMPLITUDE));
-    meter.charge(u64::try_from(units.saturating_add(u128::from(cost::CALL))).unwrap_or(u64::MAX))?;
+    meter
+        .charge(u64::try_from(units.saturating_add(u128::from(cost::CALL))).unwrap_or(u64::MAX))?;
     let count_mask = if measured == 0 { dim - 1 } else { measured };
     let mut rng = Rng::new(seed);
     let mut counts: BTreeMap<usize, u32> = BTreeMap::new();
@@ -987,7 +988,9 @@ mod tests {
     }
 
     fn state(c: &Circuit) -> Vec<Complex> {
-        simulate(c, 0, 0, &limits(), &mut Meter::unlimited()).unwrap().amplitudes
+        simulate(c, 0, 0, &limits(), &mut Meter::unlimited())
+            .unwrap()
+            .amplitudes
     }
 
     fn cn(re: f64, im: f64) -> Complex {
@@ -1066,7 +1069,14 @@ mod tests {
         for n in [3u32, 5] {
             let mut gates = vec![g(GateKind::H, &[0])];
             gates.extend((1..n).map(|q| g(GateKind::Cnot, &[q - 1, q])));
-            let sim = simulate(&circ(n, gates), 2000, 11, &limits(), &mut Meter::unlimited()).unwrap();
+            let sim = simulate(
+                &circ(n, gates),
+                2000,
+                11,
+                &limits(),
+                &mut Meter::unlimited(),
+            )
+            .unwrap();
             let dim = 1usize << n;
             let mut expected = vec![Complex::ZERO; dim];
             expected[0] = cn(FRAC_1_SQRT_2, 0.0);
@@ -1278,7 +1288,14 @@ mod tests {
 
     #[test]
     fn little_endian_and_bitstrings() {
-        let sim = simulate(&circ(2, vec![g(GateKind::X, &[0])]), 10, 1, &limits(), &mut Meter::unlimited()).unwrap();
+        let sim = simulate(
+            &circ(2, vec![g(GateKind::X, &[0])]),
+            10,
+            1,
+            &limits(),
+            &mut Meter::unlimited(),
+        )
+        .unwrap();
         assert_state(&sim.amplitudes, &basis(4, 1));
         assert_eq!(sim.counts, vec![("01".to_string(), 10)]);
 
@@ -1314,7 +1331,14 @@ mod tests {
         assert_eq!(sim.counts.iter().map(|(_, n)| n).sum::<u32>(), 4000);
         assert!(sim.counts.iter().all(|(_, n)| (800..=1200).contains(n)));
         // No shots, no counts.
-        let sim = simulate(&circ(1, vec![g(GateKind::H, &[0])]), 0, 3, &limits(), &mut Meter::unlimited()).unwrap();
+        let sim = simulate(
+            &circ(1, vec![g(GateKind::H, &[0])]),
+            0,
+            3,
+            &limits(),
+            &mut Meter::unlimited(),
+        )
+        .unwrap();
         assert!(sim.counts.is_empty());
     }
 
@@ -1338,7 +1362,14 @@ mod tests {
             g(GateKind::Cnot, &[2, 0]),
         ];
         let shots = 20_000;
-        let sim = simulate(&circ(3, gates), shots, 17, &limits(), &mut Meter::unlimited()).unwrap();
+        let sim = simulate(
+            &circ(3, gates),
+            shots,
+            17,
+            &limits(),
+            &mut Meter::unlimited(),
+        )
+        .unwrap();
         assert_eq!(sim.counts.len(), 8);
         for (key, n) in &sim.counts {
             let index = usize::from_str_radix(key, 2).unwrap();
@@ -1569,7 +1600,16 @@ mod tests {
         let e = err(&circ(1, vec![g(GateKind::X, &[0]); 201]), 0, &l);
         assert_eq!(e.code(), ErrorCode::TooLarge);
         assert!(e.message().contains("201 gates: at most 200"), "{e}");
-        assert!(simulate(&circ(1, vec![g(GateKind::X, &[0]); 200]), 0, 0, &l, &mut Meter::unlimited()).is_ok());
+        assert!(
+            simulate(
+                &circ(1, vec![g(GateKind::X, &[0]); 200]),
+                0,
+                0,
+                &l,
+                &mut Meter::unlimited()
+            )
+            .is_ok()
+        );
 
         let e = err(&circ(1, vec![]), 100_001, &l);
         assert_eq!(e.code(), ErrorCode::TooLarge);

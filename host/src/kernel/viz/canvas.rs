@@ -779,7 +779,12 @@ mod tests {
         }
         // The previous colour stays.
         c.rect(0.0, 0.0, 10.0, 10.0, Paint::Fill).unwrap();
-        assert!(c.render(&mut Meter::unlimited()).unwrap().svg.contains("fill=\"#000000\""));
+        assert!(
+            c.render(&mut Meter::unlimited())
+                .unwrap()
+                .svg
+                .contains("fill=\"#000000\"")
+        );
     }
 
     #[test]

@@ -60,11 +60,11 @@
 
 use super::color::Color;
 use super::render::{self, DrawCost, SHAPE_COST, fit_text, text_width};
-use crate::meter::{Meter, cost};
 use super::svg::{PathData, Style, SvgWriter, num};
 use super::types::{
     JVal, ParseError, Rendered, VizError, VizLimits, duplicate_key, parse_json, quote_for_message,
 };
+use crate::meter::{Meter, cost};
 
 /// The Tableau 10 palette, used in order for series.
 pub const PALETTE: [Color; 10] = [
@@ -163,9 +163,7 @@ pub fn plot(
     meter: &mut Meter,
 ) -> Result<Rendered, VizError> {
     let json_bytes = (data_json.len() as u64).saturating_add(options_json.len() as u64);
-    meter.charge(
-        cost::CALL.saturating_add(json_bytes.saturating_mul(cost::PER_BYTE)),
-    )?;
+    meter.charge(cost::CALL.saturating_add(json_bytes.saturating_mul(cost::PER_BYTE)))?;
     let opts = parse_options(options_json, limits)?;
     // A point takes at most 3 JSON values ([x, y] or {"x": .., "y": ..});
     // the slack covers series containers.
@@ -2423,8 +2421,21 @@ mod tests {
             .map(|i| [f64::from((i * 37) % 1000), f64::from(i % 2) * 100.0])
             .collect();
         let line = r#"{"kind": "line"}"#;
-        assert!(plot(&serde_json::to_string(&sorted).unwrap(), line, &tight, &mut Meter::unlimited()).is_ok());
-        match plot(&serde_json::to_string(&zigzag).unwrap(), line, &tight, &mut Meter::unlimited()) {
+        assert!(
+            plot(
+                &serde_json::to_string(&sorted).unwrap(),
+                line,
+                &tight,
+                &mut Meter::unlimited()
+            )
+            .is_ok()
+        );
+        match plot(
+            &serde_json::to_string(&zigzag).unwrap(),
+            line,
+            &tight,
+            &mut Meter::unlimited(),
+        ) {
             Err(VizError::TooLarge(m)) => {
                 assert!(
                     m.contains("too long to draw") && m.contains("sort each series by x"),
@@ -2438,7 +2449,13 @@ mod tests {
             max_draw_cost: 100_000,
             ..limits()
         };
-        let e = plot(&serde_json::to_string(&sorted).unwrap(), "", &tiny, &mut Meter::unlimited()).unwrap_err();
+        let e = plot(
+            &serde_json::to_string(&sorted).unwrap(),
+            "",
+            &tiny,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("plot fewer points")),
             "{e:?}"
@@ -2447,7 +2464,13 @@ mod tests {
             .map(|i| format!("\"s{i}\": [1, 2]"))
             .collect::<Vec<_>>()
             .join(",");
-        let e = plot(&format!("{{{many}}}"), r#"{"kind": "histogram"}"#, &tiny, &mut Meter::unlimited()).unwrap_err();
+        let e = plot(
+            &format!("{{{many}}}"),
+            r#"{"kind": "histogram"}"#,
+            &tiny,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("fewer series")),
             "{e:?}"
@@ -2582,7 +2605,8 @@ mod tests {
         let e = plot(
             r#"{"a": [1, 2, 3, 4, 5, 6], "b": [1, 2, 3, 4, 5]}"#,
             "",
-            &small, &mut Meter::unlimited(),
+            &small,
+            &mut Meter::unlimited(),
         )
         .unwrap_err();
         assert!(matches!(e, VizError::TooLarge(_)), "{e:?}");
@@ -2596,7 +2620,13 @@ mod tests {
             matches!(&e, VizError::TooLarge(m) if m.contains("width 5000 is too large: a chart is at most 2000x2000")),
             "{e:?}"
         );
-        let e = plot("[1]", r#"{"kind": "histogram", "bins": 11}"#, &small, &mut Meter::unlimited()).unwrap_err();
+        let e = plot(
+            "[1]",
+            r#"{"kind": "histogram", "bins": 11}"#,
+            &small,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(matches!(e, VizError::TooLarge(_)), "{e:?}");
         // Parsing stops at 4 JSON values per allowed point (+64), so a flood
         // of tiny values cannot take memory before the point count is seen.

@@ -221,7 +221,11 @@ impl wit::HostCanvas for VizView<'_> {
     ) -> wasmtime::Result<Result<(), VizError>> {
         // Laying out text costs per glyph and size as well as per byte.
         let glyphs = text.chars().count() as u64;
-        let px = if size.is_finite() { size.clamp(1.0, 500.0) as u64 } else { 1 };
+        let px = if size.is_finite() {
+            size.clamp(1.0, 500.0) as u64
+        } else {
+            1
+        };
         self.meter
             .charge(glyphs.saturating_mul(px).saturating_mul(cost::PER_GLYPH_PX))?;
         self.canvas(&c, text.len() + 16, |c| c.text(x, y, &text, size))

@@ -124,7 +124,11 @@ pub fn metered_rasterize(
 ) -> Result<Vec<u8>, VizError> {
     let units = raster_units(draw_units, svg.len(), width, height);
     let fuel = units * cost::PER_PIXEL as f64;
-    meter.charge(if fuel < u64::MAX as f64 { fuel as u64 } else { u64::MAX })?;
+    meter.charge(if fuel < u64::MAX as f64 {
+        fuel as u64
+    } else {
+        u64::MAX
+    })?;
     // Half again as long as estimated must still end before the deadline.
     let est = Duration::from_secs_f64((units * NS_PER_UNIT * 1.5e-9).min(1e6));
     if Instant::now()
@@ -478,19 +482,36 @@ mod tests {
             max_draw_cost: u64::MAX,
         };
         let report = |what: &str, fuel: f64, ns: f64| {
-            println!("{what:40} fuel {fuel:12.3e}  time {:8.1} ms  fuel/ns {:6.2}", ns / 1e6, fuel / ns);
+            println!(
+                "{what:40} fuel {fuel:12.3e}  time {:8.1} ms  fuel/ns {:6.2}",
+                ns / 1e6,
+                fuel / ns
+            );
         };
         // Canvas: big translucent circles, thin long lines, small shapes, text.
-        for (what, n) in [("circles", 200usize), ("lines", 3000), ("small rects", 50_000), ("text", 400)] {
+        for (what, n) in [
+            ("circles", 200usize),
+            ("lines", 3000),
+            ("small rects", 50_000),
+            ("text", 400),
+        ] {
             let mut c = Canvas::new(2000, 2000, &limits).unwrap();
             c.fill_color("rgba(200,10,10,0.5)").unwrap();
             for i in 0..n {
                 let f = i as f64;
                 match what {
-                    "circles" => c.circle(1000.0, 1000.0, 900.0 + f, Paint::FillAndStroke).unwrap(),
-                    "lines" => c.line(0.0, f % 2000.0, 2000.0, 2000.0 - f % 2000.0).unwrap(),
-                    "small rects" => c.rect(f % 1990.0, (f * 7.0) % 1990.0, 5.0, 5.0, Paint::Fill).unwrap(),
-                    _ => c.text(10.0, 20.0 + f * 4.0, &"W".repeat(100), 40.0).unwrap(),
+                    "circles" => c
+                        .circle(1000.0, 1000.0, 900.0 + f, Paint::FillAndStroke)
+                        .unwrap(),
+                    "lines" => c
+                        .line(0.0, f % 2000.0, 2000.0, 2000.0 - f % 2000.0)
+                        .unwrap(),
+                    "small rects" => c
+                        .rect(f % 1990.0, (f * 7.0) % 1990.0, 5.0, 5.0, Paint::Fill)
+                        .unwrap(),
+                    _ => c
+                        .text(10.0, 20.0 + f * 4.0, &"W".repeat(100), 40.0)
+                        .unwrap(),
                 }
             }
             let units = c.draw_units();
@@ -498,7 +519,11 @@ mod tests {
             let r = c.render(&mut Meter::unlimited()).unwrap();
             let ns = t.elapsed().as_nanos() as f64;
             let total = raster_units(units, r.svg.len(), 2000, 2000);
-            report(&format!("canvas {what} ({:.2e} units)", total), total * cost::PER_PIXEL as f64, ns);
+            report(
+                &format!("canvas {what} ({:.2e} units)", total),
+                total * cost::PER_PIXEL as f64,
+                ns,
+            );
             println!("    ns/unit {:.2}", ns / total);
         }
         // Empty big picture: clearing + PNG encoding.
@@ -510,11 +535,18 @@ mod tests {
         report("canvas empty 2000x2000", total * cost::PER_PIXEL as f64, ns);
         println!("    ns/unit {:.2}", ns / total);
         // Chart: 200k points.
-        let data: Vec<String> = (0..200_000).map(|i| format!("[{i},{}]", (i * 7919) % 1000)).collect();
+        let data: Vec<String> = (0..200_000)
+            .map(|i| format!("[{i},{}]", (i * 7919) % 1000))
+            .collect();
         let data = format!("[{}]", data.join(","));
         for kind in ["line", "scatter"] {
             let opts = format!("{{\"kind\": \"{kind}\"}}");
-            let mut m = Meter::new(Instant::now(), std::time::Duration::from_secs(3600), Some(u64::MAX / 2), u64::MAX);
+            let mut m = Meter::new(
+                Instant::now(),
+                std::time::Duration::from_secs(3600),
+                Some(u64::MAX / 2),
+                u64::MAX,
+            );
             let t = Instant::now();
             let r = super::super::chart::plot(&data, &opts, &limits, &mut m);
             let ns = t.elapsed().as_nanos() as f64;
@@ -524,33 +556,71 @@ mod tests {
         // Quantum: 16 qubits, 2000 gates; 1e6 shots.
         let gates: Vec<Gate> = (0..2000u32)
             .map(|i| Gate {
-                kind: if i % 2 == 0 { GateKind::H } else { GateKind::Cnot },
-                qubits: if i % 2 == 0 { vec![i % 16] } else { vec![i % 16, (i + 1) % 16] },
+                kind: if i % 2 == 0 {
+                    GateKind::H
+                } else {
+                    GateKind::Cnot
+                },
+                qubits: if i % 2 == 0 {
+                    vec![i % 16]
+                } else {
+                    vec![i % 16, (i + 1) % 16]
+                },
                 theta: None,
             })
             .collect();
-        let ql = QuantumLimits { max_qubits: 16, max_gates: 10_000, max_shots: 1_000_000 };
+        let ql = QuantumLimits {
+            max_qubits: 16,
+            max_gates: 10_000,
+            max_shots: 1_000_000,
+        };
         let c = Circuit { qubits: 16, gates };
         let t = Instant::now();
         sim::simulate(&c, 0, 1, &ql, &mut Meter::unlimited()).unwrap();
         let ns = t.elapsed().as_nanos() as f64;
-        report("quantum 16q x 2000 gates", 2000.0 * 65536.0 * cost::PER_AMPLITUDE as f64, ns);
-        let c = Circuit { qubits: 16, gates: (0..16).map(|q| Gate { kind: GateKind::H, qubits: vec![q], theta: None }).collect() };
+        report(
+            "quantum 16q x 2000 gates",
+            2000.0 * 65536.0 * cost::PER_AMPLITUDE as f64,
+            ns,
+        );
+        let c = Circuit {
+            qubits: 16,
+            gates: (0..16)
+                .map(|q| Gate {
+                    kind: GateKind::H,
+                    qubits: vec![q],
+                    theta: None,
+                })
+                .collect(),
+        };
         let t = Instant::now();
         sim::simulate(&c, 1_000_000, 1, &ql, &mut Meter::unlimited()).unwrap();
         let ns = t.elapsed().as_nanos() as f64;
-        let mut m = Meter::new(Instant::now(), std::time::Duration::from_secs(3600), Some(u64::MAX / 2), u64::MAX);
+        let mut m = Meter::new(
+            Instant::now(),
+            std::time::Duration::from_secs(3600),
+            Some(u64::MAX / 2),
+            u64::MAX,
+        );
         sim::simulate(&c, 1_000_000, 1, &ql, &mut m).unwrap();
         report("quantum 16 H + 1e6 shots", m.host_fuel() as f64, ns);
         // DOM: 10k nodes, `*` selector.
-        let mut d = Document::new(DomLimits { max_nodes: 10_000, max_bytes: 4 << 20, max_depth: 64, max_selector_bytes: 1024 });
+        let mut d = Document::new(DomLimits {
+            max_nodes: 10_000,
+            max_bytes: 4 << 20,
+            max_depth: 64,
+            max_selector_bytes: 1024,
+        });
         let root = d.root();
         let mut parent = root;
         for i in 0..10_000 {
             let e = d.create_element("div").unwrap();
             d.set_attribute(e, "class", "x y z").unwrap();
-            d.append_child(if i % 50 == 0 { root } else { parent }, e).unwrap();
-            if i % 50 == 0 { parent = e; }
+            d.append_child(if i % 50 == 0 { root } else { parent }, e)
+                .unwrap();
+            if i % 50 == 0 {
+                parent = e;
+            }
         }
         for sel in ["*", "div * > div.x"] {
             let t = Instant::now();
@@ -559,11 +629,19 @@ mod tests {
             }
             let ns = t.elapsed().as_nanos() as f64;
             let per = crate::kernel::dom::walk_fuel(10_001, sel.len());
-            report(&format!("dom 10 x {sel:?} on 10k nodes"), 10.0 * per as f64, ns);
+            report(
+                &format!("dom 10 x {sel:?} on 10k nodes"),
+                10.0 * per as f64,
+                ns,
+            );
         }
         let t = Instant::now();
         let html = d.to_html_document();
         let ns = t.elapsed().as_nanos() as f64;
-        report("dom serialize 10k nodes", html.len() as f64 * cost::PER_BYTE as f64, ns);
+        report(
+            "dom serialize 10k nodes",
+            html.len() as f64 * cost::PER_BYTE as f64,
+            ns,
+        );
     }
 }

@@ -41,11 +41,11 @@
 //! as `#rrggbb` or `#rrggbbaa`.
 
 use super::chart::PALETTE;
-use crate::meter::{Meter, cost};
 use super::color::parse_color;
 use super::types::{
     JVal, ParseError, VizError, VizLimits, duplicate_key, parse_json, quote_for_message,
 };
+use crate::meter::{Meter, cost};
 
 /// Largest accepted coordinate magnitude.
 const MAX_COORD: f64 = 1e30;
@@ -667,7 +667,8 @@ mod tests {
         // Key order is fixed: camera, background, objects.
         assert!(out.starts_with("{\"camera\":{\"position\":"), "{out}");
 
-        let (out, summary) = validate_scene(&scene(""), &limits(), &mut Meter::unlimited()).unwrap();
+        let (out, summary) =
+            validate_scene(&scene(""), &limits(), &mut Meter::unlimited()).unwrap();
         assert_eq!(summary, "3D scene: no objects");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["background"], "#ffffff");
