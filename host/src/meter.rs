@@ -49,7 +49,7 @@
 //! | canvas 2000², 200 huge translucent circles (8.3e8 units) | 1.7–2.1 s | 9.9 |
 //! | canvas 2000², 3000 long lines (3.0e8 units)        | 0.7–0.8 s | 9.1    |
 //! | canvas 2000², 50k small rects (1.0e8 units)        | 0.24 s   | 10.6    |
-//! | canvas 2000², 400 × 100 glyphs at 40 px            | 0.6–0.7 s | ~10 (with per-glyph fuel) |
+//! | canvas 2000², 400 × 100 glyphs at 40 px (2.2e8 units) | 0.5–0.6 s | 10.6 (12 with per-glyph fuel) |
 //! | empty 2000² picture (clear + PNG)                  | 30–40 ms | 14      |
 //! | chart, 200k-point line                             | 50–65 ms | 9.7     |
 //! | chart, 200k-point scatter                          | 1.2–1.4 s | 6.6 (bounded per chart by `max_draw_cost`) |
