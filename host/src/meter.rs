@@ -37,7 +37,35 @@
 //! | storage writes                        | [`cost::STORAGE_WRITE`] plus bytes     |
 //!
 //! The factors come from measuring each engine on this class of machine
-//! against the guest's fuel rate (about 1e10 units ≈ 1 s), rounded up.
+//! against the guest's fuel rate (about 1e10 units ≈ 1 s, i.e. 10 units per
+//! nanosecond), rounded up. Measured with the ignored unit test
+//! `kernel::viz::render::tests::calibrate_engines`
+//! (`cargo test --release -p llmos --lib calibrate -- --ignored --nocapture`),
+//! which times each engine on its worst inputs and prints the fuel charged
+//! per nanosecond (target ≈ 10):
+//!
+//! | engine and input                                   | time     | fuel/ns |
+//! |----------------------------------------------------|----------|---------|
+//! | canvas 2000², 200 huge translucent circles (8.3e8 units) | 1.7–2.1 s | 9.9 |
+//! | canvas 2000², 3000 long lines (3.0e8 units)        | 0.7–0.8 s | 9.1    |
+//! | canvas 2000², 50k small rects (1.0e8 units)        | 0.24 s   | 10.6    |
+//! | canvas 2000², 400 × 100 glyphs at 40 px (2.2e8 units) | 0.5–0.6 s | 10.6 (12 with per-glyph fuel) |
+//! | empty 2000² picture (clear + PNG)                  | 30–40 ms | 14      |
+//! | chart, 200k-point line                             | 50–65 ms | 9.7     |
+//! | chart, 200k-point scatter                          | 1.2–1.4 s | 6.6 (bounded per chart by `max_draw_cost`) |
+//! | 16 qubits × 2000 gates                             | 80–105 ms | 13–17  |
+//! | 16 qubits, 1e6 shots                               | 0.2–0.34 s | ~10–15 |
+//! | DOM, `*` over 10k elements                         | 0.7 ms   | 9.4     |
+//! | DOM, serialising 10k elements                      | 0.3–0.6 ms | 9–14  |
+//!
+//! Rasterizing is estimated in `viz::render::DrawCost` units (≈ pixels
+//! covered, plus fixed per-shape and per-character costs), measured at
+//! 2.0–2.8 ns per unit; [`cost::PER_PIXEL`] is charged per unit, and the
+//! same estimate (at 3 ns per unit, plus half) decides whether a render can
+//! end before the run's deadline, since resvg cannot be interrupted.
+//! Storage writes were ~90 µs each on the test machine's disk; the price
+//! assumes a slower, fsyncing disk (0.2 ms). Measurements vary by ±30% on
+//! the shared 2-core machine; prices round towards the slower runs.
 
 use std::time::{Duration, Instant};
 
@@ -49,14 +77,20 @@ pub mod cost {
     pub const CALL: u64 = 1_000;
     /// Per byte parsed, copied, hashed or serialised.
     pub const PER_BYTE: u64 = 20;
-    /// Per pixel rasterised (filled or stroked area; the whole picture for PNG encoding).
-    pub const PER_PIXEL: u64 = 40;
-    /// Per glyph, times its size in pixels.
-    pub const PER_GLYPH_PX: u64 = 400;
-    /// Per amplitude updated by a gate or read by a measurement.
-    pub const PER_AMPLITUDE: u64 = 30;
-    /// Per DOM node or attribute visited (selectors, serialisation, sanitising).
-    pub const PER_NODE: u64 = 500;
+    /// Per pixel rasterised (filled or stroked area; the whole picture for
+    /// PNG encoding): per unit of `viz::render::DrawCost`, measured at
+    /// 2.0–2.5 ns each for fills, strokes and small shapes.
+    pub const PER_PIXEL: u64 = 25;
+    /// Per glyph, times its size in pixels: laying out and outlining glyphs
+    /// grows with their size, on top of the fixed draw cost of a character
+    /// (`viz::render::CHAR_COST`, paid per pixel unit like any drawing).
+    pub const PER_GLYPH_PX: u64 = 500;
+    /// Per amplitude updated by a gate or read by a measurement (0.8 ns per
+    /// update on 16 qubits).
+    pub const PER_AMPLITUDE: u64 = 10;
+    /// Per DOM node or attribute visited (selectors, serialisation,
+    /// sanitising), per selector step.
+    pub const PER_NODE: u64 = 700;
     /// Per storage write (a transaction with fsync).
     pub const STORAGE_WRITE: u64 = 2_000_000;
 }

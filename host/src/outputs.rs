@@ -6,10 +6,16 @@
 //! `text/plain` summary. Outputs are bounded per run, in count and bytes: a
 //! call that would cross a bound fails with a guest-visible error and every
 //! output already produced is kept.
+//!
+//! Outputs pushed by kernel calls ([`Outputs::push_metered`]) also hold
+//! their bytes in the run's host-memory budget ([`Meter::reserve`]) for the
+//! rest of the run; past it the call fails the same way.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::meter::{Meter, cost};
 
 /// MIME type of SVG pictures.
 pub const MIME_SVG: &str = "image/svg+xml";
@@ -87,7 +93,7 @@ impl Output {
 }
 
 /// A kernel call would exceed the run's output bounds.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct OutputsFull(pub String);
 
@@ -157,6 +163,37 @@ impl Outputs {
             items: all,
         });
         Ok(index)
+    }
+
+    /// [`Outputs::push`] by a kernel call: the output's bytes are paid for
+    /// (copied once, per byte) and reserved in the run's host-memory budget
+    /// first. Running out of fuel or time is a trap (`Err(Err(limit))`);
+    /// past a bound, the output is refused (`Ok(Err(full))`).
+    pub fn push_metered(
+        &mut self,
+        meter: &mut Meter,
+        kind: OutputKind,
+        summary: String,
+        items: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<Result<u32, OutputsFull>, crate::meter::HostLimit> {
+        let size = (summary.len() + items.iter().map(|(_, d)| d.len()).sum::<usize>()) as u64;
+        meter.charge(size.saturating_mul(cost::PER_BYTE))?;
+        if let Err(e) = meter.reserve(size) {
+            return Ok(Err(OutputsFull(format!(
+                "this {} output ({size} bytes) does not fit: {e}",
+                kind.as_str()
+            ))));
+        }
+        let r = self.push(kind, summary, items);
+        if r.is_err() {
+            meter.release(size);
+        }
+        Ok(r)
+    }
+
+    /// Total bytes of the outputs so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// How many outputs.
@@ -258,6 +295,22 @@ mod tests {
             v[0].item(MIME_TEXT).map(|i| i.data.clone()),
             Some(b"a".to_vec())
         );
+    }
+
+    #[test]
+    fn metered_pushes_hold_host_memory() {
+        use std::time::{Duration, Instant};
+        let mut m = Meter::new(Instant::now(), Duration::from_secs(60), None, 100);
+        let mut o = Outputs::new(10, 1000);
+        let one = |n| vec![(MIME_SVG, vec![0u8; n])];
+        assert_eq!(
+            o.push_metered(&mut m, OutputKind::Plot, "a".into(), one(59)),
+            Ok(Ok(0))
+        );
+        assert_eq!(m.memory_used(), 60);
+        let r = o.push_metered(&mut m, OutputKind::Plot, "b".into(), one(59));
+        assert!(matches!(r, Ok(Err(_))), "{r:?}");
+        assert_eq!((m.memory_used(), o.len()), (60, 1));
     }
 
     #[test]

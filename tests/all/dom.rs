@@ -2,17 +2,54 @@
 //! document, scoped queries, and XSS payloads that must never survive into
 //! the HTML output.
 
+use llmos::kernel::dom::tree::{HTML_HEAD, HTML_TAIL};
 use llmos::outputs::{MIME_HTML, OutputKind};
 use llmos::{Outcome, Status};
 use llmos_tests::run;
 
-fn html(o: &Outcome) -> String {
+/// The whole HTML document of the run.
+fn document(o: &Outcome) -> String {
     let out = o
         .outputs
         .iter()
         .find(|x| x.kind == OutputKind::Html)
         .unwrap_or_else(|| panic!("no html output: {o:?}"));
     String::from_utf8(out.item(MIME_HTML).expect("html").data.clone()).expect("utf-8")
+}
+
+/// The container of the run's HTML document (checking the frame around it).
+fn html(o: &Outcome) -> String {
+    let doc = document(o);
+    let body = doc
+        .strip_prefix(HTML_HEAD)
+        .and_then(|rest| rest.strip_suffix(HTML_TAIL))
+        .unwrap_or_else(|| panic!("not a whole document:\n{doc}"));
+    body.to_string()
+}
+
+#[test]
+fn the_output_is_a_whole_document_with_a_restrictive_policy() {
+    let o = run(
+        "javascript",
+        "kernel.dom.root.appendChild(kernel.dom.createElement('p', { text: `say \"hi\" it's\\u0007 <b>` }));\n",
+    );
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    let doc = document(&o);
+    assert!(
+        doc.starts_with("<!doctype html>\n<html><head><meta charset=\"utf-8\">"),
+        "{doc}"
+    );
+    assert!(
+        doc.contains(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+             img-src data:; base-uri 'none'; form-action 'none'\">"
+        ),
+        "{doc}"
+    );
+    assert!(
+        html(&o).contains("<p>say &quot;hi&quot; it&#39;s &lt;b&gt;</p>"),
+        "{doc}"
+    );
 }
 
 #[test]

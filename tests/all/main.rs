@@ -8,6 +8,7 @@ mod cli;
 mod corpus;
 mod dom;
 mod files;
+mod host_limits;
 mod hostile_cli;
 mod javascript;
 mod limits;

@@ -5,14 +5,23 @@
 //! resources: entries of the run's `ResourceTable` that name a node of the
 //! run's [`Document`]. Several handles may name the same node (each query
 //! returns fresh handles); dropping a handle never removes its node. At the
-//! end of the run a non-empty document becomes a `text/html` output.
+//! end of the run a non-empty document becomes a `text/html` output: a whole
+//! document with a restrictive Content-Security-Policy (see
+//! [`tree::HTML_HEAD`]).
+//!
+//! Host budgets (see [`crate::meter`]): every call pays [`cost::CALL`] plus
+//! its argument bytes; walks (selectors, `text`, appends) pay
+//! [`cost::PER_NODE`] per element of the document before they start (an
+//! upper bound on what they visit); the document's footprint
+//! ([`Document::footprint`]) is held in the run's host memory, and a change
+//! that would take it past the budget is refused with `too-large`.
 
 pub mod tree;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::bindings::dom::{self as wit, DomError, ErrorCode};
-use crate::meter::Meter;
+use crate::meter::{HostLimit, Meter, cost};
 use crate::outputs::{MIME_HTML, OutputKind, Outputs, OutputsFull};
 use tree::{Document, DomLimits, NodeId};
 
@@ -28,6 +37,8 @@ pub struct DomCtx {
     doc: Option<Document>,
     /// Live element handles (bounded by `max_handles`).
     handles: usize,
+    /// The document's footprint as reserved in the run's meter.
+    reserved: u64,
 }
 
 impl DomCtx {
@@ -38,6 +49,7 @@ impl DomCtx {
             max_handles,
             doc: None,
             handles: 0,
+            reserved: 0,
         }
     }
 
@@ -53,7 +65,7 @@ impl DomCtx {
         if doc.is_empty() {
             return Ok(());
         }
-        let html = doc.to_html();
+        let html = doc.to_html_document();
         let elements = doc
             .query_selector_all(doc.root(), "*")
             .map(|v| v.len())
@@ -74,8 +86,11 @@ impl DomCtx {
 
 /// What the dom API touches: its context and the run's resource table.
 pub struct DomView<'a> {
+    /// The run's document and handle count.
     pub ctx: &'a mut DomCtx,
+    /// The run's resource table (element handles).
     pub table: &'a mut ResourceTable,
+    /// The run's accounting of host work.
     pub meter: &'a mut Meter,
 }
 
@@ -91,7 +106,70 @@ fn guest_error(e: tree::DomError) -> DomError {
     DomError { code, message }
 }
 
+/// Fuel for a walk over `nodes` elements matching a selector of
+/// `selector_bytes` bytes: [`cost::PER_NODE`] per element and per 16 bytes
+/// of selector (a query costs O(elements × steps), see `tree::selector`).
+pub fn walk_fuel(nodes: usize, selector_bytes: usize) -> u64 {
+    let steps = 1 + selector_bytes as u64 / 16;
+    (nodes as u64)
+        .saturating_mul(steps)
+        .saturating_mul(cost::PER_NODE)
+}
+
+/// Bytes an element slot, attribute slot or text node may add to the
+/// document's footprint beyond its own bytes (for reserving before a change).
+const SLOT_BYTES: usize = 256;
+
 impl DomView<'_> {
+    /// Pay [`cost::CALL`] plus `bytes` of arguments.
+    fn pay(&mut self, bytes: usize) -> Result<(), HostLimit> {
+        self.meter
+            .charge(cost::CALL.saturating_add((bytes as u64).saturating_mul(cost::PER_BYTE)))
+    }
+
+    /// Pay for a walk of the whole document (an upper bound on any walk)
+    /// with a selector of `selector_bytes` bytes (0: no selector).
+    fn pay_walk(&mut self, selector_bytes: usize) -> Result<(), HostLimit> {
+        let nodes = self.ctx.doc().node_count();
+        self.pay(selector_bytes)?;
+        self.meter.charge(walk_fuel(nodes, selector_bytes))
+    }
+
+    /// Change the document with `f`, which adds at most `bytes` bytes of
+    /// text or attributes: the growth is reserved in the run's host memory
+    /// first (refused with `too-large`), then the reservation is settled to
+    /// the document's new footprint.
+    fn change<T>(
+        &mut self,
+        bytes: usize,
+        f: impl FnOnce(&mut Document) -> Result<T, tree::DomError>,
+    ) -> wasmtime::Result<Result<T, DomError>> {
+        self.pay(bytes)?;
+        let est = bytes.saturating_add(SLOT_BYTES) as u64;
+        if let Err(e) = self.meter.reserve(est) {
+            return Ok(Err(DomError {
+                code: ErrorCode::TooLarge,
+                message: e.to_string(),
+            }));
+        }
+        let r = f(self.ctx.doc());
+        let now = self.ctx.doc().footprint();
+        self.meter.release(est);
+        if now >= self.ctx.reserved {
+            // Within `est` for any one change; if not, the footprint is
+            // still accounted (the budget is then exceeded by at most one
+            // change, and every later reservation fails).
+            if self.meter.reserve(now - self.ctx.reserved).is_err() {
+                let over = now - self.ctx.reserved;
+                tracing::debug!(over, "dom change grew past its reservation");
+            }
+        } else {
+            self.meter.release(self.ctx.reserved - now);
+        }
+        self.ctx.reserved = now;
+        Ok(r.map_err(guest_error))
+    }
+
     fn node(&self, el: &Resource<ElementHandle>) -> wasmtime::Result<NodeId> {
         Ok(self.table.get(el)?.0)
     }
@@ -133,6 +211,7 @@ impl DomView<'_> {
 impl wit::HostElement for DomView<'_> {
     fn tag_name(&mut self, el: Resource<ElementHandle>) -> wasmtime::Result<String> {
         let n = self.node(&el)?;
+        self.pay(0)?;
         Ok(self
             .ctx
             .doc()
@@ -147,11 +226,15 @@ impl wit::HostElement for DomView<'_> {
         text: String,
     ) -> wasmtime::Result<Result<(), DomError>> {
         let n = self.node(&el)?;
-        Ok(self.ctx.doc().set_text(n, &text).map_err(guest_error))
+        self.change(text.len(), |d| d.set_text(n, &text))
     }
 
     fn text(&mut self, el: Resource<ElementHandle>) -> wasmtime::Result<String> {
         let n = self.node(&el)?;
+        self.pay_walk(0)?;
+        let bytes = self.ctx.doc().text_and_attribute_bytes();
+        self.meter
+            .charge((bytes as u64).saturating_mul(cost::PER_BYTE))?;
         Ok(self.ctx.doc().text(n).unwrap_or_default())
     }
 
@@ -162,11 +245,9 @@ impl wit::HostElement for DomView<'_> {
         value: String,
     ) -> wasmtime::Result<Result<(), DomError>> {
         let n = self.node(&el)?;
-        Ok(self
-            .ctx
-            .doc()
-            .set_attribute(n, &name, &value)
-            .map_err(guest_error))
+        self.change(name.len() + value.len(), |d| {
+            d.set_attribute(n, &name, &value)
+        })
     }
 
     fn get_attribute(
@@ -175,6 +256,7 @@ impl wit::HostElement for DomView<'_> {
         name: String,
     ) -> wasmtime::Result<Option<String>> {
         let n = self.node(&el)?;
+        self.pay(name.len())?;
         Ok(self
             .ctx
             .doc()
@@ -190,7 +272,9 @@ impl wit::HostElement for DomView<'_> {
         name: String,
     ) -> wasmtime::Result<bool> {
         let n = self.node(&el)?;
-        Ok(self.ctx.doc().remove_attribute(n, &name).unwrap_or(false))
+        Ok(self
+            .change(name.len(), |d| d.remove_attribute(n, &name))?
+            .unwrap_or(false))
     }
 
     fn append_child(
@@ -199,7 +283,9 @@ impl wit::HostElement for DomView<'_> {
         child: Resource<ElementHandle>,
     ) -> wasmtime::Result<Result<(), DomError>> {
         let (p, c) = (self.node(&el)?, self.node(&child)?);
-        Ok(self.ctx.doc().append_child(p, c).map_err(guest_error))
+        // Appending walks the child's subtree (nesting bound).
+        self.pay_walk(0)?;
+        self.change(0, |d| d.append_child(p, c))
     }
 
     fn remove_child(
@@ -208,7 +294,7 @@ impl wit::HostElement for DomView<'_> {
         child: Resource<ElementHandle>,
     ) -> wasmtime::Result<Result<(), DomError>> {
         let (p, c) = (self.node(&el)?, self.node(&child)?);
-        Ok(self.ctx.doc().remove_child(p, c).map_err(guest_error))
+        self.change(0, |d| d.remove_child(p, c))
     }
 
     fn children(
@@ -216,6 +302,7 @@ impl wit::HostElement for DomView<'_> {
         el: Resource<ElementHandle>,
     ) -> wasmtime::Result<Vec<Resource<ElementHandle>>> {
         let n = self.node(&el)?;
+        self.pay_walk(0)?;
         let nodes = self.ctx.doc().children(n).unwrap_or_default();
         match self.handles(nodes)? {
             Ok(v) => Ok(v),
@@ -230,6 +317,7 @@ impl wit::HostElement for DomView<'_> {
         selector: String,
     ) -> wasmtime::Result<Result<Option<Resource<ElementHandle>>, DomError>> {
         let n = self.node(&el)?;
+        self.pay_walk(selector.len())?;
         match self.ctx.doc().query_selector(n, &selector) {
             Ok(Some(found)) => Ok(self.handle(found)?.map(Some)),
             Ok(None) => Ok(Ok(None)),
@@ -243,6 +331,7 @@ impl wit::HostElement for DomView<'_> {
         selector: String,
     ) -> wasmtime::Result<Result<Vec<Resource<ElementHandle>>, DomError>> {
         let n = self.node(&el)?;
+        self.pay_walk(selector.len())?;
         match self.ctx.doc().query_selector_all(n, &selector) {
             Ok(nodes) => self.handles(nodes),
             Err(e) => Ok(Err(guest_error(e))),
@@ -269,9 +358,9 @@ impl wit::Host for DomView<'_> {
         &mut self,
         tag: String,
     ) -> wasmtime::Result<Result<Resource<ElementHandle>, DomError>> {
-        match self.ctx.doc().create_element(&tag) {
+        match self.change(tag.len(), |d| d.create_element(&tag))? {
             Ok(n) => self.handle(n),
-            Err(e) => Ok(Err(guest_error(e))),
+            Err(e) => Ok(Err(e)),
         }
     }
 }

@@ -28,8 +28,9 @@
 //! * SVG presentation attributes may not reference URLs or scripts
 //!   (`url(`, `javascript:`, `expression(`, `<`, CSS escapes).
 //!
-//! Serialization then only has to escape: text escapes `& < >`, attribute
-//! values are double-quoted and escape `& < > " '`, and NUL becomes U+FFFD.
+//! Serialization then only has to escape: text and attribute values (always
+//! double-quoted) escape `& < > " '`, and control characters other than
+//! tab, line feed and carriage return (C0, DEL, C1) are removed.
 //! Since every tag and attribute in the output was allowlisted and every
 //! piece of guest text is escaped, no tokenizer state of an HTML parser can
 //! turn guest text into markup (the allowlist contains no raw-text element
@@ -900,6 +901,42 @@ impl Document {
         Ok(found)
     }
 
+    /// Host bytes the document keeps: every element (created, attached or
+    /// not) with its child slots, plus its text and attribute bytes.
+    pub fn footprint(&self) -> u64 {
+        let slots: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.children.len() + n.attrs.len())
+            .sum();
+        (self.nodes.len() * std::mem::size_of::<Element>()
+            + slots * std::mem::size_of::<Attr>().max(std::mem::size_of::<Child>())
+            + self.bytes) as u64
+    }
+
+    /// Elements in the arena, the root included (an upper bound on what any
+    /// walk visits).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Text and attribute bytes, as bounded by `max_bytes`.
+    pub fn text_and_attribute_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The whole HTML document: [`HTML_HEAD`] (doctype, charset and a
+    /// restrictive Content-Security-Policy), the container
+    /// ([`Document::to_html`]) and [`HTML_TAIL`].
+    pub fn to_html_document(&self) -> String {
+        let body = self.to_html();
+        let mut out = String::with_capacity(HTML_HEAD.len() + body.len() + HTML_TAIL.len());
+        out.push_str(HTML_HEAD);
+        out.push_str(&body);
+        out.push_str(HTML_TAIL);
+        out
+    }
+
     /// The root container and its subtree as sanitized HTML.
     pub fn to_html(&self) -> String {
         let mut out = String::new();
@@ -973,21 +1010,45 @@ fn open_tag(out: &mut String, el: &Element) {
     out.push('>');
 }
 
-/// Escape `s` as text (`& < >`) or as a double-quoted attribute value
-/// (also `" '`); NUL becomes U+FFFD as an HTML parser would make it.
-fn escape_into(out: &mut String, s: &str, attribute: bool) {
+/// Escape `s` as text or as a double-quoted attribute value (the same
+/// way: `& < > " '`), removing control characters other than tab, line
+/// feed and carriage return (C0, DEL and C1: NUL included).
+fn escape_into(out: &mut String, s: &str, _attribute: bool) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\'' if attribute => out.push_str("&#39;"),
-            '\0' => out.push('\u{FFFD}'),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
             c => out.push(c),
         }
     }
 }
+
+/// Everything of the HTML document before the container.
+///
+/// The Content-Security-Policy is `default-src 'none'` with only
+/// `img-src data:` allowed: the tree can hold no script, style, frame,
+/// object, form or base element, no `style` or event-handler attribute and
+/// no image URL other than `data:image/png` and `data:image/svg+xml`, so
+/// this policy forbids nothing the document can legitimately contain
+/// (relative and remote `img src` are dropped by the browser rather than
+/// fetched: the output is meant to be viewed offline, without tracking).
+/// `style-src` stays `'none'` (implied by `default-src`): SVG presentation
+/// attributes (`fill`, `stroke`) are not CSS and are not affected, and no
+/// inline style can exist. `base-uri` and `form-action` do not fall back to
+/// `default-src`, so they are set too. A `<meta>` CSP cannot set
+/// `frame-ancestors`; whoever serves the file should send that as a header.
+pub const HTML_HEAD: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; \
+base-uri 'none'; form-action 'none'\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<title>llmos artifact</title></head>\n<body>";
+/// Everything of the HTML document after the container.
+pub const HTML_TAIL: &str = "</body></html>\n";
 
 #[cfg(test)]
 mod tests {
@@ -1150,6 +1211,31 @@ mod tests {
     }
 
     #[test]
+    fn removes_control_characters_and_frames_a_whole_document() {
+        let mut d = doc();
+        let root = d.root();
+        let p = add_text(
+            &mut d,
+            root,
+            "pre",
+            "a\u{1}b\u{7f}c\u{85}d\te\nf\r\u{1b}[31m",
+        );
+        d.set_attribute(p, "title", "x\u{0}y\u{9f}z").unwrap();
+        assert_eq!(
+            d.to_html(),
+            format!("{OPEN}<pre title=\"xyz\">abcd\te\nf\r[31m</pre></div>")
+        );
+        let full = d.to_html_document();
+        assert!(full.starts_with("<!doctype html>\n<html><head><meta charset=\"utf-8\">"));
+        assert!(full.contains(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+             img-src data:; base-uri 'none'; form-action 'none'\">"
+        ));
+        assert!(full.ends_with(&format!("<body>{}</body></html>\n", d.to_html())));
+        assert!(d.footprint() > 0);
+    }
+
+    #[test]
     fn escapes_text_and_attributes() {
         let mut d = doc();
         let root = d.root();
@@ -1158,8 +1244,8 @@ mod tests {
         assert_eq!(
             d.to_html(),
             format!(
-                "{OPEN}<p title=\"a&quot;b&#39;c&lt;d&gt;&amp;e\u{FFFD}\">\
-                 &lt;b&gt;&amp;amp; \"q\" 'a'\u{FFFD}&lt;/b&gt;</p></div>"
+                "{OPEN}<p title=\"a&quot;b&#39;c&lt;d&gt;&amp;e\">\
+                 &lt;b&gt;&amp;amp; &quot;q&quot; &#39;a&#39;&lt;/b&gt;</p></div>"
             )
         );
         // Stored values are what was set.

@@ -5,6 +5,12 @@
 //! turns diagrams into run outputs, and supplies the sampling seed when the
 //! guest gives none: drawn from the run's random source, which is itself
 //! seeded when the run is (`llmos run --seed`), so seeded runs replay.
+//!
+//! Host budgets: a simulation is paid for out of the run's fuel before it
+//! starts and its state vectors are reserved in the run's host memory (see
+//! [`sim::simulate`]); a diagram pays per gate and its SVG is reserved as an
+//! output. Past the host-memory budget: `too-large`; past the fuel or the
+//! deadline the run ends.
 
 pub mod draw;
 pub mod sim;
@@ -13,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::quantum::{self as wit, ErrorCode, QuantumError};
-use crate::meter::Meter;
+use crate::meter::{Meter, cost};
 use crate::outputs::{MIME_SVG, OutputKind, Outputs};
 
 /// Per-run state of the quantum API.
@@ -36,8 +42,11 @@ impl QuantumCtx {
 
 /// What the quantum API touches: its context and the run's outputs.
 pub struct QuantumView<'a> {
+    /// The run's sampling source and quotas.
     pub ctx: &'a mut QuantumCtx,
+    /// The run's outputs (diagrams).
     pub outputs: &'a mut Outputs,
+    /// The run's accounting of host work.
     pub meter: &'a mut Meter,
 }
 
@@ -70,6 +79,19 @@ fn circuit(c: wit::Circuit) -> sim::Circuit {
     }
 }
 
+/// An engine result as a binding result: running out of the run's fuel or
+/// time is a trap, every other error is the guest's `quantum-error`.
+fn split<T>(r: Result<T, sim::QuantumError>) -> wasmtime::Result<Result<T, QuantumError>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(sim::QuantumError::Limit(l)) => Err(l.into()),
+        Err(e) => Ok(Err(guest_error(e))),
+    }
+}
+
+/// Bytes of SVG a diagram writes per gate, at most (for pricing before drawing).
+const SVG_BYTES_PER_GATE: u64 = 400;
+
 fn guest_error(e: sim::QuantumError) -> QuantumError {
     let code = match e.code() {
         sim::ErrorCode::TooManyQubits => ErrorCode::TooManyQubits,
@@ -91,8 +113,9 @@ impl wit::Host for QuantumView<'_> {
         seed: Option<u64>,
     ) -> wasmtime::Result<Result<wit::Simulation, QuantumError>> {
         let seed = seed.unwrap_or_else(|| self.ctx.rng.next_u64());
-        let r = sim::simulate(&circuit(c), shots, seed, &self.ctx.limits)
-            .map(|s| wit::Simulation {
+        self.meter.charge(cost::CALL)?;
+        let r = sim::simulate(&circuit(c), shots, seed, &self.ctx.limits, self.meter).map(|s| {
+            wit::Simulation {
                 amplitudes: s
                     .amplitudes
                     .into_iter()
@@ -100,17 +123,26 @@ impl wit::Host for QuantumView<'_> {
                     .collect(),
                 probabilities: s.probabilities,
                 counts: s.counts,
-            })
-            .map_err(guest_error);
-        Ok(r)
+            }
+        });
+        split(r)
     }
 
     fn draw(&mut self, c: wit::Circuit) -> wasmtime::Result<Result<u32, QuantumError>> {
         let c = circuit(c);
-        let svg = match draw::draw_svg(&c, &self.ctx.limits) {
+        let gates = c.gates.len() as u64;
+        self.meter.charge(
+            cost::CALL.saturating_add(
+                gates
+                    .saturating_add(u64::from(c.qubits))
+                    .saturating_mul(SVG_BYTES_PER_GATE * cost::PER_BYTE),
+            ),
+        )?;
+        let svg = match split(draw::draw_svg(&c, &self.ctx.limits))? {
             Ok(s) => s,
-            Err(e) => return Ok(Err(guest_error(e))),
+            Err(e) => return Ok(Err(e)),
         };
+        self.meter.check_time()?;
         let summary = format!(
             "quantum circuit: {} qubit{}, {} gate{}",
             c.qubits,
@@ -120,11 +152,12 @@ impl wit::Host for QuantumView<'_> {
         );
         Ok(self
             .outputs
-            .push(
+            .push_metered(
+                self.meter,
                 OutputKind::Circuit,
                 summary,
                 vec![(MIME_SVG, svg.into_bytes())],
-            )
+            )?
             .map_err(|e| QuantumError {
                 code: ErrorCode::TooLarge,
                 message: e.0,

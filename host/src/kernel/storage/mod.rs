@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::storage::{self, ErrorCode, StorageError};
-use crate::meter::Meter;
+use crate::meter::{Meter, cost};
 use store::{StorageLimits, Store, StoreError};
 
 /// The process-wide storage service: where the database lives, opened on
@@ -29,6 +29,7 @@ pub struct StorageService {
 }
 
 impl StorageService {
+    /// A service for the database at `path`, opened on first use, under these quotas.
     pub fn new(path: impl Into<PathBuf>, limits: StorageLimits) -> Self {
         StorageService {
             path: path.into(),
@@ -55,6 +56,7 @@ impl StorageService {
         }
     }
 
+    /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -83,6 +85,7 @@ pub struct StorageCtx {
 }
 
 impl StorageCtx {
+    /// A run's storage, in `namespace`, on the shared service.
     pub fn new(namespace: impl Into<String>, service: Arc<StorageService>) -> Self {
         StorageCtx {
             namespace: namespace.into(),
@@ -124,25 +127,56 @@ pub struct StorageView<'a> {
     pub meter: &'a mut Meter,
 }
 
+/// Host fuel for `bytes` bytes read, written or copied.
+fn per_bytes(bytes: usize) -> u64 {
+    (bytes as u64).saturating_mul(cost::PER_BYTE)
+}
+
+/// Host budgets: every call pays [`cost::CALL`] plus its bytes, before the
+/// work for what it sends and after for what it reads back; writes (`set`,
+/// `delete`, `clear`: a transaction each) pay [`cost::STORAGE_WRITE`] before
+/// they start, so a write loop runs out of the run's fuel, and the deadline
+/// is checked before and after each statement. Nothing is kept on the host
+/// between calls (the data lives in SQLite), so no host memory is reserved.
 impl storage::Host for StorageView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StorageError>> {
-        self.ctx.with(|s, ns| s.get(ns, &key))
+        self.meter.charge(cost::CALL + per_bytes(key.len()))?;
+        let r = self.ctx.with(|s, ns| s.get(ns, &key))?;
+        let read = r.as_ref().map_or(0, |v| v.as_ref().map_or(0, String::len));
+        self.meter.charge(per_bytes(read))?;
+        Ok(r)
     }
 
     fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), StorageError>> {
-        self.ctx.with(|s, ns| s.set(ns, &key, &value))
+        self.meter.charge(
+            cost::CALL + cost::STORAGE_WRITE + per_bytes(key.len().saturating_add(value.len())),
+        )?;
+        let r = self.ctx.with(|s, ns| s.set(ns, &key, &value));
+        self.meter.check_time()?;
+        r
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StorageError>> {
-        self.ctx.with(|s, ns| s.delete(ns, &key))
+        self.meter
+            .charge(cost::CALL + cost::STORAGE_WRITE + per_bytes(key.len()))?;
+        let r = self.ctx.with(|s, ns| s.delete(ns, &key));
+        self.meter.check_time()?;
+        r
     }
 
     fn keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
-        self.ctx.with(|s, ns| s.keys(ns, &prefix))
+        self.meter.charge(cost::CALL + per_bytes(prefix.len()))?;
+        let r = self.ctx.with(|s, ns| s.keys(ns, &prefix))?;
+        let read = r.as_ref().map_or(0, |v| v.iter().map(String::len).sum());
+        self.meter.charge(per_bytes(read))?;
+        Ok(r)
     }
 
     fn clear(&mut self) -> wasmtime::Result<Result<u32, StorageError>> {
-        self.ctx.with(|s, ns| s.clear(ns))
+        self.meter.charge(cost::CALL + cost::STORAGE_WRITE)?;
+        let r = self.ctx.with(|s, ns| s.clear(ns));
+        self.meter.check_time()?;
+        r
     }
 }
 

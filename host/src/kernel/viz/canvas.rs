@@ -18,11 +18,21 @@
 //!
 //! [`Canvas::render`] can be called any number of times; operations recorded
 //! after a render draw on top of the earlier ones in the next render.
+//!
+//! Host budgets: the canvas counts the bytes it keeps ([`Canvas::bytes`]:
+//! each operation's size plus its path data or text), which the binding
+//! reserves in the run's [`Meter`] as operations are recorded (undoing an
+//! operation the budget refuses with [`Canvas::rollback`]) and releases when
+//! the canvas is dropped. [`Canvas::render`] pays for its rasterizing out of
+//! the run's fuel before resvg runs, and checks the run's deadline (see
+//! `render::metered_rasterize`); `max_draw_cost` still bounds one canvas,
+//! the run's fuel and deadline bound all of them together.
 
 use super::color::{Color, parse_color};
 use super::render::{self, CHAR_COST, DrawCost, SHAPE_COST};
 use super::svg::{PathData, Style, SvgWriter};
 use super::types::{Rendered, VizError, VizLimits};
+use crate::meter::Meter;
 
 /// How a closed shape is painted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +104,35 @@ pub struct Canvas {
     points: usize,
     text_bytes: usize,
     cost: DrawCost,
+    /// Host bytes the recorded operations keep (see [`Canvas::bytes`]).
+    bytes: u64,
+}
+
+/// What [`Canvas::rollback`] restores: the canvas as it was before a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    ops: usize,
+    points: usize,
+    text_bytes: usize,
+    cost: DrawCost,
+    bytes: u64,
+}
+
+impl Checkpoint {
+    /// [`Canvas::bytes`] when the checkpoint was taken.
+    pub fn bytes_before(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Host bytes one recorded operation keeps: its slot plus its heap data.
+fn op_bytes(op: &Op) -> u64 {
+    let heap = match op {
+        Op::Path { d, .. } => d.capacity(),
+        Op::Text { text, .. } => text.capacity(),
+        _ => 0,
+    };
+    (std::mem::size_of::<Op>() + heap) as u64
 }
 
 fn arg_err(msg: String) -> VizError {
@@ -147,7 +186,42 @@ impl Canvas {
             points: 0,
             text_bytes: 0,
             cost: DrawCost::new(limits.max_draw_cost, width, height),
+            bytes: 0,
         })
+    }
+
+    /// Host bytes kept by the recorded operations (each operation's slot
+    /// and its path data or text; the vector's spare capacity is not
+    /// counted).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The canvas as it is now, for [`Canvas::rollback`].
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            ops: self.ops.len(),
+            points: self.points,
+            text_bytes: self.text_bytes,
+            cost: self.cost,
+            bytes: self.bytes,
+        }
+    }
+
+    /// Forget every operation recorded since `cp` was taken (state setters
+    /// are kept: they store nothing).
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        self.ops.truncate(cp.ops);
+        self.points = cp.points;
+        self.text_bytes = cp.text_bytes;
+        self.cost = cp.cost;
+        self.bytes = cp.bytes;
+    }
+
+    /// Estimated rasterization work of the recorded operations, in
+    /// [`DrawCost`] units.
+    pub fn draw_units(&self) -> f64 {
+        self.cost.used()
     }
 
     /// Width in pixels.
@@ -364,10 +438,17 @@ impl Canvas {
         Ok(())
     }
 
-    /// Render every operation so far, in order, over a white background.
-    pub fn render(&self) -> Result<Rendered, VizError> {
+    /// Render every operation so far, in order, over a white background,
+    /// within the run's budgets (`meter`: fuel charged before rasterizing,
+    /// the deadline checked while writing and before rasterizing, transient
+    /// bytes reserved).
+    pub fn render(&self, meter: &mut Meter) -> Result<Rendered, VizError> {
+        meter.check_time()?;
         let mut w = SvgWriter::new(self.width, self.height, Color::WHITE);
-        for op in &self.ops {
+        for (i, op) in self.ops.iter().enumerate() {
+            if i % 4096 == 4095 {
+                meter.check_time()?;
+            }
             match op {
                 Op::Rect {
                     x,
@@ -434,7 +515,14 @@ impl Canvas {
             self.ops.len(),
             if self.ops.len() == 1 { "" } else { "s" }
         );
-        render::finish(w.finish(), self.width, self.height, summary)
+        render::finish(
+            w.finish(),
+            self.width,
+            self.height,
+            summary,
+            self.cost.used(),
+            meter,
+        )
     }
 
     fn style(&self, paint: Paint) -> Style {
@@ -480,6 +568,7 @@ impl Canvas {
             )));
         }
         self.cost.add(cost);
+        self.bytes = self.bytes.saturating_add(op_bytes(&op));
         self.ops.push(op);
         Ok(())
     }
@@ -532,7 +621,7 @@ mod tests {
         let mut c = canvas(100, 80);
         c.fill_color("red").unwrap();
         c.rect(10.0, 20.0, 30.0, 15.0, Paint::Fill).unwrap();
-        let r = c.render().unwrap();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
         assert_eq!((r.width, r.height), (100, 80));
         assert_eq!(r.summary, "canvas 100x80: 1 drawing operation");
         let pm = Pixmap::decode_png(&r.png).unwrap();
@@ -565,7 +654,7 @@ mod tests {
             Paint::FillAndStroke,
         )
         .unwrap();
-        let r = c.render().unwrap();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
         let pm = Pixmap::decode_png(&r.png).unwrap();
         assert_eq!(rgb(&pm, 10, 50), (0, 0, 255), "stroked line");
         assert_eq!(rgb(&pm, 20, 20), (0, 128, 0), "filled circle");
@@ -583,7 +672,7 @@ mod tests {
         let mut c = canvas(200, 60);
         c.fill_color("black").unwrap();
         c.text(10.0, 40.0, "Hello <&> \"world\"", 24.0).unwrap();
-        let r = c.render().unwrap();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
         let doc = Document::parse(&r.svg).unwrap();
         let t = doc.descendants().find(|n| n.has_tag_name("text")).unwrap();
         assert_eq!(t.text(), Some("Hello <&> \"world\""));
@@ -610,10 +699,10 @@ mod tests {
         c.fill_color("red").unwrap();
         c.rect(0.0, 0.0, 20.0, 20.0, Paint::Fill).unwrap();
         c.fill_color("blue").unwrap();
-        let first = Pixmap::decode_png(&c.render().unwrap().png).unwrap();
+        let first = Pixmap::decode_png(&c.render(&mut Meter::unlimited()).unwrap().png).unwrap();
         assert_eq!(rgb(&first, 10, 10), (255, 0, 0), "colour set after a rect");
         c.rect(5.0, 5.0, 10.0, 10.0, Paint::Fill).unwrap();
-        let second = Pixmap::decode_png(&c.render().unwrap().png).unwrap();
+        let second = Pixmap::decode_png(&c.render(&mut Meter::unlimited()).unwrap().png).unwrap();
         assert_eq!(rgb(&second, 10, 10), (0, 0, 255), "later ops draw on top");
         assert_eq!(rgb(&second, 2, 2), (255, 0, 0));
         assert_eq!(c.op_count(), 2);
@@ -625,7 +714,7 @@ mod tests {
         c.fill_color("rgba(255, 0, 0, 0.5)").unwrap();
         c.stroke_color("#00ff0080").unwrap();
         c.rect(0.0, 0.0, 10.0, 10.0, Paint::FillAndStroke).unwrap();
-        let svg = c.render().unwrap().svg;
+        let svg = c.render(&mut Meter::unlimited()).unwrap().svg;
         assert!(
             svg.contains(r##"fill="#ff0000" fill-opacity="0.5" stroke="#00ff00" stroke-width="1" stroke-opacity="0.502""##),
             "{svg}"
@@ -690,7 +779,12 @@ mod tests {
         }
         // The previous colour stays.
         c.rect(0.0, 0.0, 10.0, 10.0, Paint::Fill).unwrap();
-        assert!(c.render().unwrap().svg.contains("fill=\"#000000\""));
+        assert!(
+            c.render(&mut Meter::unlimited())
+                .unwrap()
+                .svg
+                .contains("fill=\"#000000\"")
+        );
     }
 
     #[test]
@@ -778,7 +872,7 @@ mod tests {
         .unwrap();
         c.text(1e300, 1e300, "far away", 500.0).unwrap();
         c.circle(1e15, 1e15, 1e15, Paint::Stroke).unwrap();
-        let r = c.render().unwrap();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
         assert_eq!((r.width, r.height), (50, 50));
     }
 }

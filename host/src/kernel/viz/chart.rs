@@ -64,6 +64,7 @@ use super::svg::{PathData, Style, SvgWriter, num};
 use super::types::{
     JVal, ParseError, Rendered, VizError, VizLimits, duplicate_key, parse_json, quote_for_message,
 };
+use crate::meter::{Meter, cost};
 
 /// The Tableau 10 palette, used in order for series.
 pub const PALETTE: [Color; 10] = [
@@ -150,7 +151,19 @@ impl ChartKind {
 
 /// Draw a chart of `data_json` (see the module docs for shapes) with
 /// `options_json` (a JSON object; empty, `null` or `{}` for defaults).
-pub fn plot(data_json: &str, options_json: &str, limits: &VizLimits) -> Result<Rendered, VizError> {
+///
+/// Host budgets (`meter`): the JSON is paid for per byte before it is
+/// parsed, layout checks the run's deadline between stages, and the
+/// rasterizing is paid for by its estimated drawing work before resvg runs
+/// (`render::finish`).
+pub fn plot(
+    data_json: &str,
+    options_json: &str,
+    limits: &VizLimits,
+    meter: &mut Meter,
+) -> Result<Rendered, VizError> {
+    let json_bytes = (data_json.len() as u64).saturating_add(options_json.len() as u64);
+    meter.charge(cost::CALL.saturating_add(json_bytes.saturating_mul(cost::PER_BYTE)))?;
     let opts = parse_options(options_json, limits)?;
     // A point takes at most 3 JSON values ([x, y] or {"x": .., "y": ..});
     // the slack covers series containers.
@@ -165,10 +178,16 @@ pub fn plot(data_json: &str, options_json: &str, limits: &VizLimits) -> Result<R
         )),
         ParseError::Syntax(m) => VizError::InvalidData(format!("data is not valid JSON: {m}")),
     })?;
+    meter.check_time()?;
     let shape = parse_shape(&data, limits.max_points)?;
+    drop(data);
+    meter.check_time()?;
     let chart = build_chart(shape, &opts, limits)?;
-    let (svg, summary) = draw(&chart, &opts, limits.max_draw_cost)?;
-    render::finish(svg, opts.width, opts.height, summary)
+    meter.check_time()?;
+    let (svg, summary, units) = draw(&chart, &opts, limits.max_draw_cost)?;
+    drop(chart);
+    meter.check_time()?;
+    render::finish(svg, opts.width, opts.height, summary, units, meter)
 }
 
 // ---------------------------------------------------------------- options
@@ -1390,7 +1409,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn draw(chart: &Chart, opts: &Options, max_cost: u64) -> Result<(String, String), VizError> {
+/// The chart's SVG, its summary and its estimated drawing work.
+fn draw(chart: &Chart, opts: &Options, max_cost: u64) -> Result<(String, String, f64), VizError> {
     let mut cost = DrawCost::new(max_cost, opts.width, opts.height);
     let decor = Decor {
         opts,
@@ -1412,7 +1432,7 @@ fn draw(chart: &Chart, opts: &Options, max_cost: u64) -> Result<(String, String)
             legend,
         } => draw_hist(&mut w, &decor, &mut cost, series, *bins, *legend)?,
     };
-    Ok((w.finish(), summary))
+    Ok((w.finish(), summary, cost.used()))
 }
 
 fn legend_entries(
@@ -1997,11 +2017,11 @@ mod tests {
     }
 
     fn ok(data: &str, opts: &str) -> Rendered {
-        plot(data, opts, &limits()).unwrap()
+        plot(data, opts, &limits(), &mut Meter::unlimited()).unwrap()
     }
 
     fn err(data: &str, opts: &str) -> VizError {
-        plot(data, opts, &limits()).unwrap_err()
+        plot(data, opts, &limits(), &mut Meter::unlimited()).unwrap_err()
     }
 
     fn has_class(n: &Node<'_, '_>, class: &str) -> bool {
@@ -2283,7 +2303,7 @@ mod tests {
             max_canvas_side: 300,
             ..limits()
         };
-        let r = plot("[1, 2]", "", &small).unwrap();
+        let r = plot("[1, 2]", "", &small, &mut Meter::unlimited()).unwrap();
         assert_eq!((r.width, r.height), (300, 300));
     }
 
@@ -2401,8 +2421,21 @@ mod tests {
             .map(|i| [f64::from((i * 37) % 1000), f64::from(i % 2) * 100.0])
             .collect();
         let line = r#"{"kind": "line"}"#;
-        assert!(plot(&serde_json::to_string(&sorted).unwrap(), line, &tight).is_ok());
-        match plot(&serde_json::to_string(&zigzag).unwrap(), line, &tight) {
+        assert!(
+            plot(
+                &serde_json::to_string(&sorted).unwrap(),
+                line,
+                &tight,
+                &mut Meter::unlimited()
+            )
+            .is_ok()
+        );
+        match plot(
+            &serde_json::to_string(&zigzag).unwrap(),
+            line,
+            &tight,
+            &mut Meter::unlimited(),
+        ) {
             Err(VizError::TooLarge(m)) => {
                 assert!(
                     m.contains("too long to draw") && m.contains("sort each series by x"),
@@ -2416,7 +2449,13 @@ mod tests {
             max_draw_cost: 100_000,
             ..limits()
         };
-        let e = plot(&serde_json::to_string(&sorted).unwrap(), "", &tiny).unwrap_err();
+        let e = plot(
+            &serde_json::to_string(&sorted).unwrap(),
+            "",
+            &tiny,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("plot fewer points")),
             "{e:?}"
@@ -2425,7 +2464,13 @@ mod tests {
             .map(|i| format!("\"s{i}\": [1, 2]"))
             .collect::<Vec<_>>()
             .join(",");
-        let e = plot(&format!("{{{many}}}"), r#"{"kind": "histogram"}"#, &tiny).unwrap_err();
+        let e = plot(
+            &format!("{{{many}}}"),
+            r#"{"kind": "histogram"}"#,
+            &tiny,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("fewer series")),
             "{e:?}"
@@ -2552,7 +2597,7 @@ mod tests {
             ..limits()
         };
         let too_many = serde_json::to_string(&[1; 11]).unwrap();
-        let e = plot(&too_many, "", &small).unwrap_err();
+        let e = plot(&too_many, "", &small, &mut Meter::unlimited()).unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("at most 10 points")),
             "{e:?}"
@@ -2561,20 +2606,27 @@ mod tests {
             r#"{"a": [1, 2, 3, 4, 5, 6], "b": [1, 2, 3, 4, 5]}"#,
             "",
             &small,
+            &mut Meter::unlimited(),
         )
         .unwrap_err();
         assert!(matches!(e, VizError::TooLarge(_)), "{e:?}");
-        let e = plot(&"1,".repeat(150), "", &small).unwrap_err();
+        let e = plot(&"1,".repeat(150), "", &small, &mut Meter::unlimited()).unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("at most 200 bytes")),
             "{e:?}"
         );
-        let e = plot("[1]", r#"{"width": 5000}"#, &small).unwrap_err();
+        let e = plot("[1]", r#"{"width": 5000}"#, &small, &mut Meter::unlimited()).unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("width 5000 is too large: a chart is at most 2000x2000")),
             "{e:?}"
         );
-        let e = plot("[1]", r#"{"kind": "histogram", "bins": 11}"#, &small).unwrap_err();
+        let e = plot(
+            "[1]",
+            r#"{"kind": "histogram", "bins": 11}"#,
+            &small,
+            &mut Meter::unlimited(),
+        )
+        .unwrap_err();
         assert!(matches!(e, VizError::TooLarge(_)), "{e:?}");
         // Parsing stops at 4 JSON values per allowed point (+64), so a flood
         // of tiny values cannot take memory before the point count is seen.
@@ -2583,13 +2635,13 @@ mod tests {
             ..limits()
         };
         let flood = format!("[[{}0]]", "0,".repeat(200));
-        let e = plot(&flood, "", &roomy).unwrap_err();
+        let e = plot(&flood, "", &roomy, &mut Meter::unlimited()).unwrap_err();
         assert!(
             matches!(&e, VizError::TooLarge(m) if m.contains("more than 104 JSON values")),
             "{e:?}"
         );
         let opts = format!(r#"{{"title": [{}0]}}"#, "0,".repeat(100));
-        let e = plot("[1]", &opts, &roomy).unwrap_err();
+        let e = plot("[1]", &opts, &roomy, &mut Meter::unlimited()).unwrap_err();
         assert!(
             matches!(&e, VizError::InvalidOptions(m) if m.contains("more than 64 JSON values")),
             "{e:?}"

@@ -6,6 +6,13 @@
 //! are identical on every machine); [`scene`] validates 3D scenes. This
 //! module binds the engine to the WIT interface: canvases are resources in
 //! the run's `ResourceTable`, and each rendered picture becomes an output.
+//!
+//! Host budgets (see [`crate::meter`]): every call pays [`cost::CALL`] plus
+//! its bytes; the bytes each canvas records are reserved in the run's host
+//! memory as they are recorded and released when it is dropped; rendering
+//! pays for its estimated rasterizing before resvg runs. Past the run's
+//! host-memory budget a call fails with `too-large` (catchable); past its
+//! fuel or deadline the run ends (`out_of_fuel`, `timeout`).
 
 pub mod canvas;
 pub mod chart;
@@ -20,7 +27,7 @@ pub use types::{Rendered, VizError as EngineError, VizLimits};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::bindings::viz::{self as wit, ErrorCode, Paint, Point, VizError};
-use crate::meter::Meter;
+use crate::meter::{Meter, cost};
 use crate::outputs::{MIME_PNG, MIME_SCENE, MIME_SVG, OutputKind, Outputs};
 use canvas::Canvas;
 
@@ -47,10 +54,24 @@ impl VizCtx {
 /// What the viz API touches: its context, the run's resource table (canvas
 /// handles) and the run's outputs.
 pub struct VizView<'a> {
+    /// The run's canvas count and quotas.
     pub ctx: &'a mut VizCtx,
+    /// The run's resource table (canvas handles).
     pub table: &'a mut ResourceTable,
+    /// The run's outputs (pictures, scenes).
     pub outputs: &'a mut Outputs,
+    /// The run's accounting of host work.
     pub meter: &'a mut Meter,
+}
+
+/// An engine result as a binding result: running out of the run's fuel or
+/// time is a trap, every other error is the guest's `viz-error`.
+fn split<T>(r: Result<T, EngineError>) -> wasmtime::Result<Result<T, VizError>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(EngineError::Limit(l)) => Err(l.into()),
+        Err(e) => Ok(Err(guest_error(e))),
+    }
 }
 
 fn guest_error(e: EngineError) -> VizError {
@@ -83,24 +104,44 @@ fn paint(p: Paint) -> canvas::Paint {
 
 impl VizView<'_> {
     /// Add a rendered picture (SVG + PNG) to the outputs.
-    fn picture(&mut self, kind: OutputKind, r: Rendered) -> Result<u32, VizError> {
-        self.outputs
-            .push(
+    fn picture(
+        &mut self,
+        kind: OutputKind,
+        r: Rendered,
+    ) -> wasmtime::Result<Result<u32, VizError>> {
+        Ok(self
+            .outputs
+            .push_metered(
+                self.meter,
                 kind,
                 r.summary,
                 vec![(MIME_SVG, r.svg.into_bytes()), (MIME_PNG, r.png)],
-            )
-            .map_err(|e| too_large(e.0))
+            )?
+            .map_err(|e| too_large(e.0)))
     }
 
-    /// Run `f` on a canvas of the table.
-    fn canvas<T>(
+    /// Record on a canvas of the table with `f`, paying [`cost::CALL`] plus
+    /// `bytes` of arguments, and reserving what the canvas keeps in the
+    /// run's host memory (the operation is undone if that is refused).
+    fn canvas(
         &mut self,
         handle: &Resource<Canvas>,
-        f: impl FnOnce(&mut Canvas) -> Result<T, EngineError>,
-    ) -> wasmtime::Result<Result<T, VizError>> {
+        bytes: usize,
+        f: impl FnOnce(&mut Canvas) -> Result<(), EngineError>,
+    ) -> wasmtime::Result<Result<(), VizError>> {
+        self.meter
+            .charge(cost::CALL.saturating_add((bytes as u64).saturating_mul(cost::PER_BYTE)))?;
         let c = self.table.get_mut(handle)?;
-        Ok(f(c).map_err(guest_error))
+        let cp = c.checkpoint();
+        if let Err(e) = f(c) {
+            return split(Err(e));
+        }
+        let grown = c.bytes().saturating_sub(cp.bytes_before());
+        if let Err(e) = self.meter.reserve(grown) {
+            c.rollback(cp);
+            return Ok(Err(too_large(e.to_string())));
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -110,7 +151,7 @@ impl wit::HostCanvas for VizView<'_> {
         c: Resource<Canvas>,
         color: String,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.fill_color(&color))
+        self.canvas(&c, color.len(), |c| c.fill_color(&color))
     }
 
     fn stroke_color(
@@ -118,7 +159,7 @@ impl wit::HostCanvas for VizView<'_> {
         c: Resource<Canvas>,
         color: String,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.stroke_color(&color))
+        self.canvas(&c, color.len(), |c| c.stroke_color(&color))
     }
 
     fn line_width(
@@ -126,7 +167,7 @@ impl wit::HostCanvas for VizView<'_> {
         c: Resource<Canvas>,
         width: f64,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.line_width(width))
+        self.canvas(&c, 8, |c| c.line_width(width))
     }
 
     fn rect(
@@ -138,7 +179,7 @@ impl wit::HostCanvas for VizView<'_> {
         height: f64,
         p: Paint,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.rect(x, y, width, height, paint(p)))
+        self.canvas(&c, 32, |c| c.rect(x, y, width, height, paint(p)))
     }
 
     fn line(
@@ -149,7 +190,7 @@ impl wit::HostCanvas for VizView<'_> {
         x2: f64,
         y2: f64,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.line(x1, y1, x2, y2))
+        self.canvas(&c, 32, |c| c.line(x1, y1, x2, y2))
     }
 
     fn circle(
@@ -160,7 +201,7 @@ impl wit::HostCanvas for VizView<'_> {
         r: f64,
         p: Paint,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.circle(cx, cy, r, paint(p)))
+        self.canvas(&c, 24, |c| c.circle(cx, cy, r, paint(p)))
     }
 
     fn path(
@@ -171,7 +212,7 @@ impl wit::HostCanvas for VizView<'_> {
         p: Paint,
     ) -> wasmtime::Result<Result<(), VizError>> {
         let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.x, p.y)).collect();
-        self.canvas(&c, |c| c.path(&pts, closed, paint(p)))
+        self.canvas(&c, pts.len() * 16, |c| c.path(&pts, closed, paint(p)))
     }
 
     fn text(
@@ -182,19 +223,31 @@ impl wit::HostCanvas for VizView<'_> {
         text: String,
         size: f64,
     ) -> wasmtime::Result<Result<(), VizError>> {
-        self.canvas(&c, |c| c.text(x, y, &text, size))
+        // Laying out text costs per glyph and size as well as per byte.
+        let glyphs = text.chars().count() as u64;
+        let px = if size.is_finite() {
+            size.clamp(1.0, 500.0) as u64
+        } else {
+            1
+        };
+        self.meter
+            .charge(glyphs.saturating_mul(px).saturating_mul(cost::PER_GLYPH_PX))?;
+        self.canvas(&c, text.len() + 16, |c| c.text(x, y, &text, size))
     }
 
     fn show(&mut self, c: Resource<Canvas>) -> wasmtime::Result<Result<u32, VizError>> {
-        let rendered = match self.canvas(&c, |c| c.render())? {
+        self.meter.charge(cost::CALL)?;
+        let canvas = self.table.get(&c)?;
+        let rendered = match split(canvas.render(self.meter))? {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.picture(OutputKind::Canvas, rendered))
+        self.picture(OutputKind::Canvas, rendered)
     }
 
     fn drop(&mut self, c: Resource<Canvas>) -> wasmtime::Result<()> {
-        self.table.delete(c)?;
+        let canvas = self.table.delete(c)?;
+        self.meter.release(canvas.bytes());
         self.ctx.canvases = self.ctx.canvases.saturating_sub(1);
         Ok(())
     }
@@ -202,23 +255,27 @@ impl wit::HostCanvas for VizView<'_> {
 
 impl wit::Host for VizView<'_> {
     fn plot(&mut self, data: String, options: String) -> wasmtime::Result<Result<u32, VizError>> {
-        Ok(chart::plot(&data, &options, &self.ctx.limits)
-            .map_err(guest_error)
-            .and_then(|r| self.picture(OutputKind::Plot, r)))
+        match split(chart::plot(&data, &options, &self.ctx.limits, self.meter))? {
+            Ok(r) => self.picture(OutputKind::Plot, r),
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     fn render3d(&mut self, scene: String) -> wasmtime::Result<Result<u32, VizError>> {
-        Ok(scene::validate_scene(&scene, &self.ctx.limits)
-            .map_err(guest_error)
-            .and_then(|(json, summary)| {
-                self.outputs
-                    .push(
-                        OutputKind::Scene,
-                        summary,
-                        vec![(MIME_SCENE, json.into_bytes())],
-                    )
-                    .map_err(|e| too_large(e.0))
-            }))
+        let (json, summary) =
+            match split(scene::validate_scene(&scene, &self.ctx.limits, self.meter))? {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+        Ok(self
+            .outputs
+            .push_metered(
+                self.meter,
+                OutputKind::Scene,
+                summary,
+                vec![(MIME_SCENE, json.into_bytes())],
+            )?
+            .map_err(|e| too_large(e.0)))
     }
 
     fn new_canvas(
@@ -226,6 +283,7 @@ impl wit::Host for VizView<'_> {
         width: u32,
         height: u32,
     ) -> wasmtime::Result<Result<Resource<Canvas>, VizError>> {
+        self.meter.charge(cost::CALL)?;
         if self.ctx.canvases >= self.ctx.max_canvases {
             return Ok(Err(too_large(format!(
                 "{} canvases are open: at most {} may exist at once in a run",

@@ -17,6 +17,7 @@
 //! `<image>`, and even if they did nothing would be loaded from disk.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use resvg::{tiny_skia, usvg};
 use skrifa::MetadataProvider;
@@ -25,6 +26,7 @@ use skrifa::metrics::GlyphMetrics;
 
 use super::svg::FONT_FAMILY;
 use super::types::{Rendered, VizError};
+use crate::meter::{HostLimit, Meter, cost};
 
 /// DejaVu Sans regular, as embedded by the `dejavu` crate.
 fn regular_font() -> &'static [u8] {
@@ -80,9 +82,80 @@ pub fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, VizError
         .map_err(|e| VizError::InvalidArgument(format!("could not encode the PNG: {e}")))
 }
 
-/// Rasterize `svg` and bundle it with its PNG and `summary`.
-pub fn finish(svg: String, width: u32, height: u32, summary: String) -> Result<Rendered, VizError> {
-    let png = rasterize(&svg, width, height)?;
+/// Nanoseconds one unit of drawing work ([`DrawCost`]) takes at most on the
+/// reference machine (measured: see `crate::meter`'s cost model). Used to
+/// refuse a render that could not finish before the run's deadline.
+pub const NS_PER_UNIT: f64 = 3.0;
+/// Units per picture pixel for clearing, compositing and PNG encoding.
+pub const PICTURE_UNITS_PER_PIXEL: f64 = 4.0;
+/// Units per byte of SVG parsed by usvg.
+pub const PARSE_UNITS_PER_BYTE: f64 = 2.0;
+
+/// Estimated work, in [`DrawCost`] units, of rasterizing an SVG of
+/// `svg_bytes` bytes whose marks cost `draw_units`, on a `width` x `height`
+/// picture, and encoding it as PNG.
+pub fn raster_units(draw_units: f64, svg_bytes: usize, width: u32, height: u32) -> f64 {
+    let pixels = f64::from(width) * f64::from(height);
+    let u = draw_units + PICTURE_UNITS_PER_PIXEL * pixels + PARSE_UNITS_PER_BYTE * svg_bytes as f64;
+    if u.is_finite() { u.max(0.0) } else { f64::MAX }
+}
+
+/// Bytes a render holds on the host while it runs: the pixmap, the PNG
+/// being encoded (at most about the pixmap again) and the parsed tree
+/// (bounded by a few times the SVG).
+pub fn raster_bytes(svg_bytes: usize, width: u32, height: u32) -> u64 {
+    let pixels = u64::from(width) * u64::from(height);
+    pixels
+        .saturating_mul(8)
+        .saturating_add((svg_bytes as u64).saturating_mul(4))
+}
+
+/// Pay for, then do, a render of `draw_units` of marks (see
+/// [`raster_units`]): the run's fuel is charged *before* resvg runs (it
+/// cannot be interrupted), the deadline must leave room for the estimated
+/// time with a 2× margin, and the transient bytes are reserved in the run's
+/// host-memory budget.
+pub fn metered_rasterize(
+    svg: &str,
+    width: u32,
+    height: u32,
+    draw_units: f64,
+    meter: &mut Meter,
+) -> Result<Vec<u8>, VizError> {
+    let units = raster_units(draw_units, svg.len(), width, height);
+    let fuel = units * cost::PER_PIXEL as f64;
+    meter.charge(if fuel < u64::MAX as f64 {
+        fuel as u64
+    } else {
+        u64::MAX
+    })?;
+    // Half again as long as estimated must still end before the deadline.
+    let est = Duration::from_secs_f64((units * NS_PER_UNIT * 1.5e-9).min(1e6));
+    if Instant::now()
+        .checked_add(est)
+        .is_none_or(|end| end >= meter.deadline())
+    {
+        return Err(VizError::Limit(HostLimit::Deadline));
+    }
+    let transient = raster_bytes(svg.len(), width, height);
+    meter.reserve(transient)?;
+    let png = rasterize(svg, width, height);
+    meter.release(transient);
+    meter.check_time()?;
+    png
+}
+
+/// Rasterize `svg` (whose marks cost `draw_units`, see [`DrawCost`]) within
+/// the run's budgets, and bundle it with its PNG and `summary`.
+pub fn finish(
+    svg: String,
+    width: u32,
+    height: u32,
+    summary: String,
+    draw_units: f64,
+    meter: &mut Meter,
+) -> Result<Rendered, VizError> {
+    let png = metered_rasterize(&svg, width, height, draw_units, meter)?;
     Ok(Rendered {
         svg,
         png,
@@ -96,7 +169,8 @@ pub fn finish(svg: String, width: u32, height: u32, summary: String) -> Result<R
 /// reference machine, where translucent fill costs ~1 unit per pixel).
 ///
 /// Measured with tiny-skia: a shape costs ~1500 units whatever its size
-/// (parsing + setup), a text character ~2000, and a stroke ~40 units per
+/// (parsing + setup), a text character ~5000 (text at 40 px measured at
+/// ~6 ns per old 2000-unit character), and a stroke ~40 units per
 /// pixel of length (anti-aliased edges are walked row by row) plus its
 /// area. Geometry is clipped to the picture first, so off-canvas parts cost
 /// nothing.
@@ -112,7 +186,7 @@ pub struct DrawCost {
 /// Cost of any one shape, before its pixels.
 pub const SHAPE_COST: f64 = 1500.0;
 /// Cost of one text character.
-pub const CHAR_COST: f64 = 2000.0;
+pub const CHAR_COST: f64 = 5000.0;
 /// Cost per pixel of stroke length.
 const STROKE_LENGTH_COST: f64 = 40.0;
 
@@ -383,6 +457,191 @@ mod tests {
         assert!(
             dark > 20,
             "only {dark} dark pixels: the font did not render"
+        );
+    }
+
+    /// Times each engine against the cost model; prints the fuel charged
+    /// per nanosecond of host work (the guest runs at about 10 fuel/ns).
+    /// `cargo test --release -p llmos --lib calibrate -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn calibrate_engines() {
+        use crate::kernel::dom::tree::{Document, DomLimits};
+        use crate::kernel::quantum::sim::{self, Circuit, Gate, GateKind, QuantumLimits};
+        use crate::kernel::viz::canvas::{Canvas, Paint};
+        use crate::kernel::viz::types::VizLimits;
+        use crate::meter::{Meter, cost};
+        use std::time::Instant;
+        let limits = VizLimits {
+            max_canvas_side: 2000,
+            max_points: 200_000,
+            max_ops: 100_000,
+            max_text_bytes: 1 << 20,
+            max_scene_items: 1_000_000,
+            max_json_bytes: 32 << 20,
+            max_draw_cost: u64::MAX,
+        };
+        let report = |what: &str, fuel: f64, ns: f64| {
+            println!(
+                "{what:40} fuel {fuel:12.3e}  time {:8.1} ms  fuel/ns {:6.2}",
+                ns / 1e6,
+                fuel / ns
+            );
+        };
+        // Canvas: big translucent circles, thin long lines, small shapes, text.
+        for (what, n) in [
+            ("circles", 200usize),
+            ("lines", 3000),
+            ("small rects", 50_000),
+            ("text", 400),
+        ] {
+            let mut c = Canvas::new(2000, 2000, &limits).unwrap();
+            c.fill_color("rgba(200,10,10,0.5)").unwrap();
+            for i in 0..n {
+                let f = i as f64;
+                match what {
+                    "circles" => c
+                        .circle(1000.0, 1000.0, 900.0 + f, Paint::FillAndStroke)
+                        .unwrap(),
+                    "lines" => c
+                        .line(0.0, f % 2000.0, 2000.0, 2000.0 - f % 2000.0)
+                        .unwrap(),
+                    "small rects" => c
+                        .rect(f % 1990.0, (f * 7.0) % 1990.0, 5.0, 5.0, Paint::Fill)
+                        .unwrap(),
+                    _ => c
+                        .text(10.0, 20.0 + f * 4.0, &"W".repeat(100), 40.0)
+                        .unwrap(),
+                }
+            }
+            let units = c.draw_units();
+            let t = Instant::now();
+            let r = c.render(&mut Meter::unlimited()).unwrap();
+            let ns = t.elapsed().as_nanos() as f64;
+            let total = raster_units(units, r.svg.len(), 2000, 2000);
+            report(
+                &format!("canvas {what} ({:.2e} units)", total),
+                total * cost::PER_PIXEL as f64,
+                ns,
+            );
+            println!("    ns/unit {:.2}", ns / total);
+        }
+        // Empty big picture: clearing + PNG encoding.
+        let c = Canvas::new(2000, 2000, &limits).unwrap();
+        let t = Instant::now();
+        let r = c.render(&mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        let total = raster_units(0.0, r.svg.len(), 2000, 2000);
+        report("canvas empty 2000x2000", total * cost::PER_PIXEL as f64, ns);
+        println!("    ns/unit {:.2}", ns / total);
+        // Chart: 200k points.
+        let data: Vec<String> = (0..200_000)
+            .map(|i| format!("[{i},{}]", (i * 7919) % 1000))
+            .collect();
+        let data = format!("[{}]", data.join(","));
+        for kind in ["line", "scatter"] {
+            let opts = format!("{{\"kind\": \"{kind}\"}}");
+            let mut m = Meter::new(
+                Instant::now(),
+                std::time::Duration::from_secs(3600),
+                Some(u64::MAX / 2),
+                u64::MAX,
+            );
+            let t = Instant::now();
+            let r = super::super::chart::plot(&data, &opts, &limits, &mut m);
+            let ns = t.elapsed().as_nanos() as f64;
+            println!("chart {kind}: {:?}", r.as_ref().err());
+            report(&format!("chart {kind} 200k"), m.host_fuel() as f64, ns);
+        }
+        // Quantum: 16 qubits, 2000 gates; 1e6 shots.
+        let gates: Vec<Gate> = (0..2000u32)
+            .map(|i| Gate {
+                kind: if i % 2 == 0 {
+                    GateKind::H
+                } else {
+                    GateKind::Cnot
+                },
+                qubits: if i % 2 == 0 {
+                    vec![i % 16]
+                } else {
+                    vec![i % 16, (i + 1) % 16]
+                },
+                theta: None,
+            })
+            .collect();
+        let ql = QuantumLimits {
+            max_qubits: 16,
+            max_gates: 10_000,
+            max_shots: 1_000_000,
+        };
+        let c = Circuit { qubits: 16, gates };
+        let t = Instant::now();
+        sim::simulate(&c, 0, 1, &ql, &mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        report(
+            "quantum 16q x 2000 gates",
+            2000.0 * 65536.0 * cost::PER_AMPLITUDE as f64,
+            ns,
+        );
+        let c = Circuit {
+            qubits: 16,
+            gates: (0..16)
+                .map(|q| Gate {
+                    kind: GateKind::H,
+                    qubits: vec![q],
+                    theta: None,
+                })
+                .collect(),
+        };
+        let t = Instant::now();
+        sim::simulate(&c, 1_000_000, 1, &ql, &mut Meter::unlimited()).unwrap();
+        let ns = t.elapsed().as_nanos() as f64;
+        let mut m = Meter::new(
+            Instant::now(),
+            std::time::Duration::from_secs(3600),
+            Some(u64::MAX / 2),
+            u64::MAX,
+        );
+        sim::simulate(&c, 1_000_000, 1, &ql, &mut m).unwrap();
+        report("quantum 16 H + 1e6 shots", m.host_fuel() as f64, ns);
+        // DOM: 10k nodes, `*` selector.
+        let mut d = Document::new(DomLimits {
+            max_nodes: 10_000,
+            max_bytes: 4 << 20,
+            max_depth: 64,
+            max_selector_bytes: 1024,
+        });
+        let root = d.root();
+        let mut parent = root;
+        for i in 0..10_000 {
+            let e = d.create_element("div").unwrap();
+            d.set_attribute(e, "class", "x y z").unwrap();
+            d.append_child(if i % 50 == 0 { root } else { parent }, e)
+                .unwrap();
+            if i % 50 == 0 {
+                parent = e;
+            }
+        }
+        for sel in ["*", "div * > div.x"] {
+            let t = Instant::now();
+            for _ in 0..10 {
+                d.query_selector_all(root, sel).unwrap();
+            }
+            let ns = t.elapsed().as_nanos() as f64;
+            let per = crate::kernel::dom::walk_fuel(10_001, sel.len());
+            report(
+                &format!("dom 10 x {sel:?} on 10k nodes"),
+                10.0 * per as f64,
+                ns,
+            );
+        }
+        let t = Instant::now();
+        let html = d.to_html_document();
+        let ns = t.elapsed().as_nanos() as f64;
+        report(
+            "dom serialize 10k nodes",
+            html.len() as f64 * cost::PER_BYTE as f64,
+            ns,
         );
     }
 }

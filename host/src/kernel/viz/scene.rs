@@ -45,6 +45,7 @@ use super::color::parse_color;
 use super::types::{
     JVal, ParseError, VizError, VizLimits, duplicate_key, parse_json, quote_for_message,
 };
+use crate::meter::{Meter, cost};
 
 /// Largest accepted coordinate magnitude.
 const MAX_COORD: f64 = 1e30;
@@ -57,7 +58,34 @@ fn data_err(msg: String) -> VizError {
 }
 
 /// Validate `scene_json` and return `(normalized JSON, summary)`.
-pub fn validate_scene(scene_json: &str, limits: &VizLimits) -> Result<(String, String), VizError> {
+///
+/// Host budgets (`meter`): the JSON is paid for per byte before it is
+/// parsed, the parsed tree is reserved in the run's host memory while it
+/// lives (about [`PARSE_BYTES_PER_BYTE`] per byte of JSON), and the deadline
+/// is checked between objects.
+pub fn validate_scene(
+    scene_json: &str,
+    limits: &VizLimits,
+    meter: &mut Meter,
+) -> Result<(String, String), VizError> {
+    let len = scene_json.len() as u64;
+    meter.charge(cost::CALL.saturating_add(len.saturating_mul(cost::PER_BYTE)))?;
+    let transient = len.saturating_mul(PARSE_BYTES_PER_BYTE);
+    meter.reserve(transient)?;
+    let r = validate_scene_inner(scene_json, limits, meter);
+    meter.release(transient);
+    r
+}
+
+/// Host bytes a parsed JSON tree and its normalized copy take per byte of
+/// JSON, at most (a value of a few bytes of text is a 32-byte node).
+pub const PARSE_BYTES_PER_BYTE: u64 = 8;
+
+fn validate_scene_inner(
+    scene_json: &str,
+    limits: &VizLimits,
+    meter: &mut Meter,
+) -> Result<(String, String), VizError> {
     // An item takes 4 JSON values ([x, y, z] or [i, j, k]); the slack
     // covers each object's own fields.
     let max_values = limits.max_scene_items.saturating_mul(8).saturating_add(64);
@@ -102,6 +130,7 @@ pub fn validate_scene(scene_json: &str, limits: &VizLimits) -> Result<(String, S
     };
     v.count("objects", objects.len())?;
     for (i, o) in objects.iter().enumerate() {
+        meter.check_time()?;
         if i > 0 {
             v.raw(",");
         }
@@ -596,7 +625,7 @@ mod tests {
     }
 
     fn data_err(json: &str) -> String {
-        match validate_scene(json, &limits()) {
+        match validate_scene(json, &limits(), &mut Meter::unlimited()) {
             Err(VizError::InvalidData(m)) => m,
             other => panic!("expected InvalidData for {json}, got {other:?}"),
         }
@@ -614,7 +643,7 @@ mod tests {
                 {"color": "Teal", "points": [[0,0,0],[1,1,1],[2,0,2]], "type": "lines", "closed": true}
             ]
         }"#;
-        let (out, summary) = validate_scene(json, &limits()).unwrap();
+        let (out, summary) = validate_scene(json, &limits(), &mut Meter::unlimited()).unwrap();
         assert_eq!(
             summary,
             "3D scene: 1 mesh (2 faces), 1 point cloud (1 point), 1 line strip (3 points)"
@@ -638,7 +667,8 @@ mod tests {
         // Key order is fixed: camera, background, objects.
         assert!(out.starts_with("{\"camera\":{\"position\":"), "{out}");
 
-        let (out, summary) = validate_scene(&scene(""), &limits()).unwrap();
+        let (out, summary) =
+            validate_scene(&scene(""), &limits(), &mut Meter::unlimited()).unwrap();
         assert_eq!(summary, "3D scene: no objects");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["background"], "#ffffff");
@@ -647,7 +677,7 @@ mod tests {
             r#"{"type":"mesh","vertices":[[0,0,0],[1,0,0],[0,1,0]],"faces":[[0,1,2]]},
                {"type":"mesh","vertices":[[0,0,0],[1,0,0],[0,1,0]],"faces":[[2,1,0]]}"#,
         );
-        let (out, summary) = validate_scene(&two, &limits()).unwrap();
+        let (out, summary) = validate_scene(&two, &limits(), &mut Meter::unlimited()).unwrap();
         assert_eq!(summary, "3D scene: 2 meshes (2 faces)");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
@@ -776,7 +806,7 @@ mod tests {
     fn extreme_but_valid_camera() {
         let json = r#"{"camera": {"position": [-1e30, 0, 0], "target": [1e30, 0, 0],
                        "up": [0, 0, 1e-300]}, "objects": []}"#;
-        assert!(validate_scene(json, &limits()).is_ok());
+        assert!(validate_scene(json, &limits(), &mut Meter::unlimited()).is_ok());
     }
 
     #[test]
@@ -786,7 +816,7 @@ mod tests {
             r#"{{"type":"points","points":{}}}"#,
             serde_json::to_string(&pts).unwrap()
         ));
-        match validate_scene(&json, &limits()) {
+        match validate_scene(&json, &limits(), &mut Meter::unlimited()) {
             Err(VizError::TooLarge(m)) => {
                 assert!(m.contains("more than 20 items"), "{m}");
                 assert!(m.contains("objects[0].points"), "{m}");
@@ -798,10 +828,10 @@ mod tests {
             r#"{{"type":"points","points":{}}}"#,
             serde_json::to_string(&pts[..19]).unwrap()
         ));
-        assert!(validate_scene(&json, &limits()).is_ok());
+        assert!(validate_scene(&json, &limits(), &mut Meter::unlimited()).is_ok());
         // 8 JSON values per item (+64) are parsed at most.
         let flood = format!(r#"{{"junk": [{}0]}}"#, "0,".repeat(300));
-        match validate_scene(&flood, &limits()) {
+        match validate_scene(&flood, &limits(), &mut Meter::unlimited()) {
             Err(VizError::TooLarge(m)) => assert!(m.contains("more than 224 JSON values"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -810,7 +840,7 @@ mod tests {
             " ".repeat(5000)
         );
         assert!(matches!(
-            validate_scene(&big, &limits()),
+            validate_scene(&big, &limits(), &mut Meter::unlimited()),
             Err(VizError::TooLarge(m)) if m.contains("at most 4000 bytes")
         ));
     }

@@ -76,6 +76,24 @@ pub enum VizError {
     /// or JSON bytes.
     #[error("{0}")]
     TooLarge(String),
+    /// The run's fuel or deadline ran out during host work: not a guest
+    /// error but a trap (the binding turns it into `Trap::OutOfFuel` or
+    /// `Trap::Interrupt`).
+    #[error("the run's {0:?} budget ran out during host work")]
+    Limit(crate::meter::HostLimit),
+}
+
+impl From<crate::meter::HostLimit> for VizError {
+    fn from(l: crate::meter::HostLimit) -> Self {
+        VizError::Limit(l)
+    }
+}
+
+impl From<crate::meter::HostMemoryExceeded> for VizError {
+    /// Past the run's host-memory budget: `too-large`, catchable.
+    fn from(e: crate::meter::HostMemoryExceeded) -> Self {
+        VizError::TooLarge(e.to_string())
+    }
 }
 
 impl VizError {
@@ -85,7 +103,7 @@ impl VizError {
             VizError::InvalidData(_) => VizErrorCode::InvalidData,
             VizError::InvalidOptions(_) => VizErrorCode::InvalidOptions,
             VizError::InvalidArgument(_) => VizErrorCode::InvalidArgument,
-            VizError::TooLarge(_) => VizErrorCode::TooLarge,
+            VizError::TooLarge(_) | VizError::Limit(_) => VizErrorCode::TooLarge,
         }
     }
 
@@ -96,6 +114,7 @@ impl VizError {
             | VizError::InvalidOptions(m)
             | VizError::InvalidArgument(m)
             | VizError::TooLarge(m) => m,
+            VizError::Limit(_) => "the run's budget ran out during host work",
         }
     }
 }
