@@ -99,6 +99,8 @@ run: build
 
 test: build
 	cargo test --release --locked --workspace
+	@echo; echo "\$$ cargo build -p llmos --lib --no-default-features   # the smallest embedding"
+	cargo build --release --locked -p llmos --lib --no-default-features
 	@echo; echo "\$$ cargo run --example embed   # llmos embedded in another Rust program"
 	LLMOS_DATA_DIR=$(ROOT)/target/example-data LLMOS_CACHE_DIR=$(ROOT)/target/test-cache \
 	  cargo run --release --locked -p llmos --example embed

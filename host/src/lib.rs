@@ -55,6 +55,13 @@
 //!   subscriber). Library users can turn it off.
 //! - `supervisor` (default): the LLM repair loop ([`Llmos::fix`]) and its
 //!   HTTP clients (reqwest).
+//! - `storage` (default): the storage API's engine (SQLite, bundled).
+//!   Without it every storage call fails with the typed `unavailable` error.
+//! - `viz` (default): PNG rendering of charts and canvases (resvg). Without
+//!   it pictures are SVG only.
+//!
+//! `default-features = false` leaves a library with only Wasmtime, the
+//! kernel and its engines (`make test` checks that it builds).
 //!
 //! # The pieces, in the order a run flows through them
 //! - [`boot`]: config, verified volumes, runtime, language checks.

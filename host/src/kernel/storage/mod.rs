@@ -8,7 +8,12 @@
 //! run's artifact id, fixed by the host: nothing the guest passes can name
 //! another namespace.
 
+#[cfg(not(feature = "storage"))]
+#[path = "disabled.rs"]
 pub mod store;
+#[cfg(feature = "storage")]
+pub mod store;
+mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -574,7 +574,7 @@ impl Canvas {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viz"))] // the tests read the rendered PNGs
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

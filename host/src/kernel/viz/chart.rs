@@ -1997,7 +1997,7 @@ fn draw_hist(
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viz"))] // the tests read the rendered PNGs
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -109,14 +109,14 @@ impl VizView<'_> {
         kind: OutputKind,
         r: Rendered,
     ) -> wasmtime::Result<Result<u32, VizError>> {
+        let mut items = vec![(MIME_SVG, r.svg.into_bytes())];
+        // Without the `viz` feature there is no rasterizer and no PNG.
+        if !r.png.is_empty() {
+            items.push((MIME_PNG, r.png));
+        }
         Ok(self
             .outputs
-            .push_metered(
-                self.meter,
-                kind,
-                r.summary,
-                vec![(MIME_SVG, r.svg.into_bytes()), (MIME_PNG, r.png)],
-            )?
+            .push_metered(self.meter, kind, r.summary, items)?
             .map_err(|e| too_large(e.0)))
     }
 

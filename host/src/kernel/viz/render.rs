@@ -16,17 +16,24 @@
 //! The usvg image resolver is disabled: the SVGs written here never contain
 //! `<image>`, and even if they did nothing would be loaded from disk.
 
-use std::sync::{Arc, OnceLock};
+#[cfg(feature = "viz")]
+use std::sync::Arc;
+use std::sync::OnceLock;
+#[cfg(feature = "viz")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "viz")]
 use resvg::{tiny_skia, usvg};
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 use skrifa::metrics::GlyphMetrics;
 
+#[cfg(feature = "viz")]
 use super::svg::FONT_FAMILY;
 use super::types::{Rendered, VizError};
-use crate::meter::{HostLimit, Meter, cost};
+use crate::meter::Meter;
+#[cfg(feature = "viz")]
+use crate::meter::{HostLimit, cost};
 
 /// DejaVu Sans regular, as embedded by the `dejavu` crate.
 fn regular_font() -> &'static [u8] {
@@ -39,6 +46,7 @@ fn bold_font() -> &'static [u8] {
 }
 
 /// The shared font database: the embedded faces and nothing else.
+#[cfg(feature = "viz")]
 fn font_db() -> Arc<usvg::fontdb::Database> {
     static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     DB.get_or_init(|| {
@@ -57,6 +65,7 @@ fn font_db() -> Arc<usvg::fontdb::Database> {
 }
 
 /// Rasterize `svg` (written by this engine) to a `width` x `height` PNG.
+#[cfg(feature = "viz")]
 pub fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, VizError> {
     let opt = usvg::Options {
         font_family: FONT_FAMILY.to_string(),
@@ -115,6 +124,7 @@ pub fn raster_bytes(svg_bytes: usize, width: u32, height: u32) -> u64 {
 /// cannot be interrupted), the deadline must leave room for the estimated
 /// time with a 2× margin, and the transient bytes are reserved in the run's
 /// host-memory budget.
+#[cfg(feature = "viz")]
 pub fn metered_rasterize(
     svg: &str,
     width: u32,
@@ -143,6 +153,20 @@ pub fn metered_rasterize(
     meter.release(transient);
     meter.check_time()?;
     png
+}
+
+/// A build without the `viz` feature has no rasterizer: pictures are SVG
+/// only (an empty PNG, which is not made an output).
+#[cfg(not(feature = "viz"))]
+pub fn metered_rasterize(
+    _svg: &str,
+    _width: u32,
+    _height: u32,
+    _draw_units: f64,
+    meter: &mut Meter,
+) -> Result<Vec<u8>, VizError> {
+    meter.check_time()?;
+    Ok(Vec::new())
 }
 
 /// Rasterize `svg` (whose marks cost `draw_units`, see [`DrawCost`]) within
@@ -381,7 +405,7 @@ pub fn fit_text(text: &str, size: f64, bold: bool, max_width: f64) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viz"))] // the tests read the rendered PNGs
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::color::Color;

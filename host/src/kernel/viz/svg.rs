@@ -290,7 +290,7 @@ impl SvgWriter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viz"))] // the tests read the rendered PNGs
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
