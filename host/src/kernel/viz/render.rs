@@ -497,13 +497,8 @@ mod tests {
         use crate::meter::{Meter, cost};
         use std::time::Instant;
         let limits = VizLimits {
-            max_canvas_side: 2000,
-            max_points: 200_000,
-            max_ops: 100_000,
-            max_text_bytes: 1 << 20,
-            max_scene_items: 1_000_000,
-            max_json_bytes: 32 << 20,
             max_draw_cost: u64::MAX,
+            ..crate::limits::Quotas::default().viz
         };
         let report = |what: &str, fuel: f64, ns: f64| {
             println!(
