@@ -22,13 +22,18 @@
 //! 1. The cache directory is private: created 0700 and refused when other
 //!    users could write it ([`crate::paths::ensure_private_dir`]), so nobody
 //!    else can plant or swap an entry.
-//! 2. The bytes checked are the bytes deserialized. An entry is read once into
-//!    memory ([`Verified`]), its length and checksum are checked on that copy,
-//!    and `Component::deserialize` gets exactly that copy. The file is never
-//!    reopened or mapped after the check, so replacing or rewriting it later
-//!    cannot change what is loaded (a file mapping would follow a concurrent
-//!    in-place writer). A corrupted or truncated entry is detected, removed
-//!    and rebuilt.
+//! 2. The bytes checked are the bytes deserialized. An entry is opened once
+//!    ([`Verified`]) and its length and checksum are checked on a mapping of
+//!    that open file; wasmtime then maps the same open file (through
+//!    `/proc/self/fd`, never the path again), so replacing the entry after the
+//!    check cannot change what is loaded. Entries are never rewritten in place:
+//!    every writer renames a complete new file over the old one, and only the
+//!    owner can write a 0600 file in a 0700 directory, so the checked inode's
+//!    bytes do not change. (A mapping, not a copy: the Python entry is ~40 MB,
+//!    and copying it twice cost ~45 ms of every start.) Where `/proc/self/fd`
+//!    does not exist the entry is read into memory and that copy is both
+//!    checked and deserialized. A corrupted or truncated entry is detected,
+//!    removed and rebuilt.
 //! 3. A freshly compiled component is deserialized from the in-memory output
 //!    of `precompile_component`, not read back from disk.
 
@@ -99,25 +104,54 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 /// It can only be built by [`ComponentCache::read_verified`], which reads the
 /// file once and checks this very copy, so later changes to the file cannot
 /// reach the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified(Vec<u8>);
+pub struct Verified(Source);
+
+enum Source {
+    /// The open entry and a read-only mapping of it, checked.
+    Mapped(std::fs::File, memmap2::Mmap),
+    /// A checked copy in memory (fresh compiles, and hosts without `/proc`).
+    Bytes(Vec<u8>),
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verified({} bytes)", self.bytes().len())
+    }
+}
+
+impl PartialEq for Verified {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
 
 impl Verified {
     /// The verified bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Source::Mapped(_, map) => map,
+            Source::Bytes(b) => b,
+        }
     }
 
     /// Deserializes exactly these bytes for `engine`.
     pub fn deserialize(&self, engine: &Engine) -> wasmtime::Result<Component> {
         // SAFETY: the bytes were written by `ComponentCache::store` from
         // `Engine::precompile_component` into a directory only this user can
-        // write, and this in-memory copy matched the recorded length and
-        // xxh3-128 checksum, so it is exactly what wasmtime produced. The file
-        // is not consulted again.
+        // write, and they matched the recorded length and xxh3-128 checksum,
+        // so they are exactly what wasmtime produced. A mapped entry is handed
+        // to wasmtime as the same open file (its inode, not its path), which
+        // no writer modifies in place (see the module docs).
         #[allow(unsafe_code)]
         unsafe {
-            Component::deserialize(engine, &self.0)
+            match &self.0 {
+                Source::Mapped(file, _) => {
+                    use std::os::fd::AsRawFd;
+                    let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+                    Component::deserialize_file(engine, fd)
+                }
+                Source::Bytes(b) => Component::deserialize(engine, b),
+            }
         }
     }
 }
@@ -229,7 +263,7 @@ impl ComponentCache {
         self.store(&path, &cwasm, name, engine_fp)?;
         // Deserialize the bytes wasmtime just produced, from memory: what was
         // written to disk is for the next start.
-        let component = Verified(cwasm).deserialize(engine)?;
+        let component = Verified(Source::Bytes(cwasm)).deserialize(engine)?;
         Ok(Loaded {
             component,
             status: CacheStatus::Compiled(rebuild),
@@ -285,8 +319,8 @@ impl ComponentCache {
         path.with_extension("sum")
     }
 
-    /// Reads an entry once into memory and checks that copy against its
-    /// sidecar checksum; the returned bytes are the ones to deserialize.
+    /// Opens an entry once and checks its bytes against the sidecar checksum;
+    /// the returned entry is what gets deserialized (see the module docs).
     pub fn read_verified(path: &Path) -> Result<Verified, Rebuild> {
         let sum = match std::fs::read_to_string(Self::sum_path(path)) {
             Ok(s) => s,
@@ -304,21 +338,36 @@ impl ComponentCache {
             .split_once(' ')
             .and_then(|(h, l)| Some((u128::from_str_radix(h, 16).ok()?, l.parse::<u64>().ok()?)))
             .ok_or_else(|| Rebuild::Corrupt("malformed checksum file".into()))?;
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rebuild::Missing),
             Err(e) => return Err(Rebuild::Corrupt(format!("unreadable: {e}"))),
         };
+        let source = if Path::new("/proc/self/fd").is_dir() {
+            // SAFETY: a read-only private mapping of an entry that no writer
+            // modifies in place (entries are replaced by rename only).
+            #[allow(unsafe_code)]
+            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+                .map_err(|e| Rebuild::Corrupt(format!("unreadable: {e}")))?;
+            Source::Mapped(file, map)
+        } else {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes)
+                .map_err(|e| Rebuild::Corrupt(format!("unreadable: {e}")))?;
+            Source::Bytes(bytes)
+        };
+        let verified = Verified(source);
+        let bytes = verified.bytes();
         if bytes.len() as u64 != want_len {
             return Err(Rebuild::Corrupt(format!(
                 "length {} != recorded {want_len}",
                 bytes.len()
             )));
         }
-        if xxh3_128(&bytes) != want_hash {
+        if xxh3_128(bytes) != want_hash {
             return Err(Rebuild::Corrupt("checksum mismatch".into()));
         }
-        Ok(Verified(bytes))
+        Ok(verified)
     }
 
     /// Write an entry atomically and drop older entries of the same component
@@ -403,13 +452,15 @@ mod tests {
         let verified = ComponentCache::read_verified(&path).expect("verifies");
         assert_eq!(verified.bytes(), &cwasm[..]);
 
-        // Swapped after verification (in place, same length): the verified
-        // copy is unaffected and still deserializes; the file is never read
-        // again for this load.
+        // Swapped after verification (a new file renamed over the entry, as
+        // any writer does): the verified entry is unaffected and still
+        // deserializes; the path is never opened again for this load.
         let mut evil = cwasm.clone();
         let mid = evil.len() / 2;
         evil[mid] ^= 0xff;
-        std::fs::write(&path, &evil).expect("swap");
+        let tmp = path.with_extension("evil");
+        std::fs::write(&tmp, &evil).expect("write");
+        std::fs::rename(&tmp, &path).expect("swap");
         assert_eq!(verified.bytes(), &cwasm[..]);
         verified
             .deserialize(&engine)

@@ -134,8 +134,8 @@ fn a_cache_dir_owned_by_another_user_is_refused() {
 
 #[test]
 fn a_cache_entry_swapped_after_verification_cannot_be_loaded() {
-    // The design reads an entry once and deserializes that very copy, so a
-    // swap after verification cannot reach wasmtime (the unit test
+    // The design opens an entry once and deserializes that very open file,
+    // so a swap after verification cannot reach wasmtime (the unit test
     // `cache::tests::the_bytes_verified_are_the_bytes_deserialized` swaps
     // between the two steps). Here: a swap between runs, with a same-length
     // entry for another component whose own checksum is left behind, is
@@ -158,7 +158,9 @@ fn a_cache_entry_swapped_after_verification_cannot_be_loaded() {
     let mut swapped = verified.bytes().to_vec();
     let at = swapped.len() / 3;
     swapped[at] ^= 0x5a;
-    std::fs::write(&entry, &swapped).expect("swap");
+    let tmp = entry.with_extension("swap");
+    std::fs::write(&tmp, &swapped).expect("write");
+    std::fs::rename(&tmp, &entry).expect("swap");
     // The copy verified before the swap is unchanged.
     assert_ne!(verified.bytes(), &swapped[..]);
     assert_eq!(

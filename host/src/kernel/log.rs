@@ -4,10 +4,14 @@
 //! and forwarded to `tracing` under the target `llmos::artifact` with the
 //! artifact id. Both the number of records and their total bytes are bounded:
 //! the record that crosses either bound ends the run with `output_limit`.
-//! A record's size counts what the host keeps for it: its text plus a fixed
-//! overhead per record and per field ([`RECORD_OVERHEAD`], [`FIELD_OVERHEAD`]),
-//! so a flood of empty fields is as bounded as a flood of text. The same
-//! bytes are reserved from the run's host-memory budget.
+//! Two sizes are counted per record, so a flood of empty fields is as
+//! bounded as a flood of text:
+//! - against the run's output limit, the record as it will be shown: its
+//!   text plus [`SHOWN_RECORD_OVERHEAD`] and [`SHOWN_FIELD_OVERHEAD`] (about
+//!   what its JSON punctuation costs);
+//! - against the run's host-memory budget, what the host keeps for it: its
+//!   text plus [`RECORD_OVERHEAD`] and [`FIELD_OVERHEAD`] (the `String`s,
+//!   `Vec`s and allocator headers).
 
 use wasmtime::component::{HasData, Linker};
 
@@ -20,6 +24,10 @@ use crate::outcome::{LogLevel, LogRecord};
 pub const RECORD_OVERHEAD: usize = 64;
 /// Host bytes counted for each field beyond its key and value.
 pub const FIELD_OVERHEAD: usize = 48;
+/// Output bytes counted for each record beyond its text.
+pub const SHOWN_RECORD_OVERHEAD: usize = 16;
+/// Output bytes counted for each field beyond its key and value.
+pub const SHOWN_FIELD_OVERHEAD: usize = 8;
 
 /// Per-run state of the log API.
 #[derive(Debug)]
@@ -61,17 +69,19 @@ impl LogCtx {
     }
 
     fn push(&mut self, record: LogRecord, meter: &mut Meter) -> Result<(), OutputLimitExceeded> {
-        let size = RECORD_OVERHEAD
-            + record.message.len()
+        let text = record.message.len()
             + record
                 .fields
                 .iter()
-                .map(|(k, v)| FIELD_OVERHEAD + k.len() + v.len())
+                .map(|(k, v)| k.len() + v.len())
                 .sum::<usize>();
+        let n = record.fields.len();
+        let size = text + SHOWN_RECORD_OVERHEAD + n * SHOWN_FIELD_OVERHEAD;
+        let held = text + RECORD_OVERHEAD + n * FIELD_OVERHEAD;
         if self.truncated
-            || meter.reserve(size as u64).is_err()
             || self.records.len() >= self.max_records
             || self.bytes.saturating_add(size) > self.max_bytes
+            || meter.reserve(held as u64).is_err()
         {
             if !self.truncated {
                 self.truncated = true;
@@ -182,7 +192,7 @@ mod tests {
         assert!(log.truncated());
         assert_eq!(log.records().len(), 3); // two records and the marker
 
-        let mut log = LogCtx::new("t", 100, RECORD_OVERHEAD + 8);
+        let mut log = LogCtx::new("t", 100, SHOWN_RECORD_OVERHEAD + 8);
         let mut ctx = LogView {
             ctx: &mut log,
             meter: &mut meter,
@@ -199,7 +209,28 @@ mod tests {
             ctx: &mut log,
             meter: &mut meter,
         };
-        let fields: Vec<Field> = (0..100_000)
+        let fields: Vec<Field> = (0..200_000)
+            .map(|_| Field {
+                key: String::new(),
+                value: String::new(),
+            })
+            .collect();
+        assert!(ctx.write(Level::Info, String::new(), fields).is_err());
+        assert!(log.truncated());
+
+        // What the host holds for them counts against its memory budget.
+        let mut log = LogCtx::new("t", 1_000_000, 1 << 30);
+        let mut meter = Meter::new(
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(60),
+            None,
+            1 << 20,
+        );
+        let mut ctx = LogView {
+            ctx: &mut log,
+            meter: &mut meter,
+        };
+        let fields: Vec<Field> = (0..30_000)
             .map(|_| Field {
                 key: String::new(),
                 value: String::new(),
