@@ -415,6 +415,51 @@ def _clip(text):
     return text[:_MAX_TEXT] + "... [%d more characters]" % omitted
 
 
+def _fffd(err):
+    # Encoding error handler: each lone surrogate becomes one U+FFFD.
+    # (A str replacement must be ASCII for the UTF-8 codec; bytes need not.)
+    return b"\xef\xbf\xbd" * (err.end - err.start), err.end
+
+
+codecs.register_error("llmos.fffd", _fffd)
+
+
+def _wf(text):
+    r"""`text` as well-formed Unicode: every lone surrogate (from
+    "\ud800" or surrogateescape-decoded bytes) replaced by U+FFFD. The
+    component result must be valid UTF-8; lowering a str with a surrogate
+    panics inside componentize-py's runtime and traps the run."""
+    if not _isinstance(text, _str):
+        text = _safe_str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except _BaseException:
+        pass
+    try:
+        return text.encode("utf-8", "llmos.fffd").decode("utf-8")
+    except _BaseException:
+        return "<unprintable text>"
+
+
+def _well_formed(result):
+    """`result` (Success or GuestError) with every string well-formed."""
+    if _isinstance(result, Success):
+        if result.value is not None:
+            result.value = _wf(result.value)
+        return result
+    result.class_ = _wf(result.class_)
+    result.message = _wf(result.message)
+    for frame in result.stack:
+        frame.function = _wf(frame.function)
+        frame.file = _wf(frame.file)
+    for var in result.globals:
+        var.name = _wf(var.name)
+        var.type_name = _wf(var.type_name)
+        var.preview = _wf(var.preview)
+    return result
+
+
 def _class_name(exc):
     try:
         return _str(_type(exc).__name__)
@@ -671,6 +716,60 @@ def _reset_process_state(filename):
         pass
 
 
+_GRAVEYARD = []
+_KEEP_WHOLE = (id(sys.modules), id(sys.path), id(builtins.__dict__), id(sys.__dict__), id(globals()))
+
+
+def _dismantle(env):
+    """Empty `env` and the lists and dicts it reaches, innermost last, so
+    that each container is freed already empty: a plain clear() of a
+    10^5-deep structure recurses in C once per level and overflows the wasm
+    stack (see _GRAVEYARD). Used to give memory back after a MemoryError."""
+    todo = [env]
+    while todo:
+        o = todo.pop()
+        t = _type(o)
+        if id(o) in _KEEP_WHOLE:
+            continue
+        if t is list:
+            while o:
+                todo.append(o.pop())
+        elif t is dict:
+            while o:
+                k, v = o.popitem()
+                todo.append(v)
+        o = None
+
+# Deepest nesting of lists, tuples, dicts and sets whose repr is the run's
+# value. CPython's repr guard measures the shadow stack, which repr barely
+# uses, and Py_ReprEnter scans every enclosing container at each level, so a
+# 10^6-deep list would burn the whole fuel budget instead of failing.
+_REPR_DEPTH = 10000
+_CONTAINERS = (list, tuple, set, frozenset)
+
+
+def _too_deep(value, limit=_REPR_DEPTH):
+    todo = [(value, 0)]
+    seen = set()
+    while todo:
+        v, depth = todo.pop()
+        t = _type(v)
+        if t is dict:
+            items = _list(v.keys()) + _list(v.values())
+        elif t in _CONTAINERS:
+            items = v
+        else:
+            continue
+        if depth >= limit:
+            return True
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        for item in items:
+            todo.append((item, depth + 1))
+    return False
+
+
 def _run(source, filename):
     """Returns Success or GuestError; may raise only if reporting fails."""
     _reset_process_state(filename)
@@ -682,9 +781,11 @@ def _run(source, filename):
         tree = _ast_parse(source, filename)
         body = tree.body
         expr_code = None
+        expr_line = expr_column = None
         if body and _isinstance(body[-1], _ast_Expr):
             # Like a REPL: the value of a trailing expression is the result.
             last = body.pop()
+            expr_line, expr_column = last.lineno, last.col_offset + 1
             expr_code = _compile(
                 _ast_Expression(body=last.value), filename, "eval", dont_inherit=True
             )
@@ -712,11 +813,17 @@ def _run(source, filename):
     previous_main = _sys_modules.get("__main__")
     _sys_modules["__main__"] = main
     value = None
+    deep_value = False
     try:
         _exec(module_code, env)
         if expr_code is not None:
             value = _eval(expr_code, env)
             if value is not None:
+                if _too_deep(value):
+                    deep_value = True
+                    raise RecursionError(
+                        "maximum recursion depth exceeded while getting the repr of an object"
+                    )
                 return Success(value=_clip(_repr(value)))
         return Success(value=None)
     except _BaseException as exc:
@@ -725,15 +832,26 @@ def _run(source, filename):
             if _isinstance(exc, _MemoryError):
                 # The artifact's data may fill the heap; release it so the
                 # report (and lowering it) can allocate.
-                env.clear()
-            return _runtime_error(exc, filename, lines, env)
+                _dismantle(env)
+            error = _runtime_error(exc, filename, lines, env)
+            if deep_value and error.line is None:
+                error.line, error.column = expr_line, expr_column
+            return error
         finally:
             try:
                 _release(exc)
             except _BaseException:
                 pass
+            _GRAVEYARD.append(exc)
             exc = None
     finally:
+        # Nothing the artifact built is freed: the host discards the
+        # instance after the run (contract 1). Freeing a structure nested
+        # 10^5+ deep recurses once per level in C (list_dealloc ->
+        # _Py_Dealloc -> ...), and CPython's guard (the trashcan) measures
+        # the linear-memory shadow stack, which those frames do not use,
+        # so the wasm stack overflowed and the run trapped after it ended.
+        _GRAVEYARD.append((main, env, value))
         value = None
         if previous_main is not None:
             _sys_modules["__main__"] = previous_main
@@ -762,6 +880,7 @@ class Interpreter(exports.Interpreter):
                     globals=[],
                 )
             _flush_streams()
+            result = _well_formed(result)
         except _BaseException:
             result = _INTERNAL_ERROR
         if _isinstance(result, Success):

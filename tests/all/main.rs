@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod corpus;
 mod dom;
+mod fidelity;
 mod files;
 mod host_limits;
 mod hostile_cli;

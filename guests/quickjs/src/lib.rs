@@ -309,6 +309,8 @@ impl<'a, 'js> Run<'a, 'js> {
             }
         };
         drop(src);
+        // A backtrace left over from building the prelude is not the artifact's.
+        drop(self.take_throw_trace());
 
         // SAFETY: JS_EvalFunction takes ownership of the compiled function.
         let raw = unsafe {
@@ -564,6 +566,8 @@ impl<'a, 'js> Run<'a, 'js> {
     /// Turn a thrown value into a guest-error (an `exit` error when
     /// `kernel.exit` was called).
     fn error_from(&mut self, exc: Value<'js>, kind: ErrorKind) -> GuestError {
+        // Taken first: running the prelude's `describe` may reset it.
+        let throw_trace = self.take_throw_trace();
         if let Some(code) = exit_code() {
             let stack = exc
                 .as_object()
@@ -589,13 +593,23 @@ impl<'a, 'js> Run<'a, 'js> {
             // Most likely out of memory: give QuickJS the ballast back and retry.
             described = self.describe(&exc);
         }
-        let (class, message, stack) = match described {
+        let (class, message, stack, last_trace) = match described {
             Ok(d) => d,
             // `kernel.exit` called from a getter while describing the error.
             Err(Some(exit_exc)) if exit_code().is_some() => return self.error_from(exit_exc, kind),
             Err(_) => return fallback_error(&self.ctx, &exc, kind),
         };
-        let frames = parse_stack(&stack, self.filename);
+        // The Error's own stack (where it was created); else where it was
+        // thrown (any value); else the last backtrace QuickJS built while
+        // the artifact had hidden frames (`Error.stackTraceLimit = 0`, its
+        // own `Error.prepareStackTrace`).
+        let mut frames = parse_stack(&stack, self.filename);
+        if frames.is_empty() {
+            frames = parse_stack(&throw_trace, self.filename);
+        }
+        if frames.is_empty() {
+            frames = parse_stack(&last_trace, self.filename);
+        }
         let (mut line, mut column) = innermost(&frames);
         if kind == ErrorKind::Syntax && line.is_none() {
             // Compile errors carry their position as `at file:line:col`.
@@ -618,6 +632,27 @@ impl<'a, 'js> Run<'a, 'js> {
             stack: frames,
             exit_code: None,
             globals,
+        }
+    }
+
+    /// QuickJS's backtrace of the throw site of the exception that last
+    /// escaped to the host (kept for any thrown value, Error or not, and
+    /// unaffected by what the artifact did to `Error.prototype.stack`), or
+    /// ''. Taking it clears it.
+    fn take_throw_trace(&self) -> String {
+        extern "C" {
+            fn js_std_cmd(cmd: std::ffi::c_int, ...) -> usize;
+        }
+        let mut v = qjs::JS_UNDEFINED;
+        // SAFETY: command 2 (ErrorBackTrace) moves the context's backtrace
+        // value (owned) into `v` and leaves undefined in its place.
+        unsafe { js_std_cmd(2, self.raw(), &mut v as *mut qjs::JSValue) };
+        // SAFETY: `v` is an owned value of this context.
+        let val = unsafe { Value::from_raw(self.ctx.clone(), v) };
+        if val.is_string() {
+            js_string(&self.ctx, &val).unwrap_or_default()
+        } else {
+            String::new()
         }
     }
 
@@ -660,7 +695,7 @@ impl<'a, 'js> Run<'a, 'js> {
     fn describe(
         &mut self,
         exc: &Value<'js>,
-    ) -> Result<(String, String, String), Option<Value<'js>>> {
+    ) -> Result<(String, String, String, String), Option<Value<'js>>> {
         let Some(helpers) = self.helpers.as_ref() else {
             return Err(None);
         };
@@ -673,7 +708,7 @@ impl<'a, 'js> Run<'a, 'js> {
             js_string(&self.ctx, &v)
         };
         match (get(0), get(1), get(2)) {
-            (Some(c), Some(m), Some(s)) => Ok((c, m, s)),
+            (Some(c), Some(m), Some(s)) => Ok((c, m, s, get(3).unwrap_or_default())),
             _ => {
                 let _ = self.ctx.catch();
                 Err(None)
@@ -791,12 +826,50 @@ pub(crate) fn js_string<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<String> {
         if !ok {
             return None;
         }
-        // Lone surrogates come out as WTF-8.
-        Some(match String::from_utf8(buf) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        Some(wtf8_lossy(buf))
     }
+}
+
+/// A string from QuickJS's UTF-8 output, in which a lone surrogate comes out
+/// as its 3-byte WTF-8 encoding (`ED A0..BF xx`): each such sequence (and any
+/// other invalid sequence) becomes one U+FFFD, so that only well-formed text
+/// crosses the WIT boundary and one bad code unit stays one character.
+pub(crate) fn wtf8_lossy(buf: Vec<u8>) -> String {
+    let err = match String::from_utf8(buf) {
+        Ok(s) => return s,
+        Err(e) => e,
+    };
+    let bytes = err.as_bytes();
+    let mut out = String::new();
+    if out.try_reserve_exact(bytes.len()).is_err() {
+        return String::new();
+    }
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                // SAFETY: `good` was just validated as UTF-8.
+                out.push_str(unsafe { std::str::from_utf8_unchecked(good) });
+                out.push('\u{FFFD}');
+                let skip = if bad.len() >= 3
+                    && bad[0] == 0xED
+                    && (0xA0..=0xBF).contains(&bad[1])
+                    && (0x80..=0xBF).contains(&bad[2])
+                {
+                    3 // a surrogate code unit
+                } else {
+                    e.error_len().unwrap_or(bad.len())
+                };
+                rest = &bad[skip..];
+            }
+        }
+    }
+    out
 }
 
 // ------------------------------------------------------------------ natives

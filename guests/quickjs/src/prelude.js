@@ -904,6 +904,76 @@
     defineProp(globalThis, name, { value: timerGlobals[name], writable: true, enumerable: false, configurable: true });
   }
 
+  // ------------------------------------------------------------ error positions
+
+  // The reported error position must survive an artifact that tampers with
+  // the stack machinery. `describe` reads an Error's [[ErrorData]] stack
+  // through the original `Error.prototype.stack` getter (so deleting or
+  // redefining `stack` hides nothing), lib.rs falls back to QuickJS's
+  // backtrace of the throw site (any thrown value), and the two knobs that
+  // shape every backtrace, `Error.stackTraceLimit` and
+  // `Error.prepareStackTrace`, are virtualised: the artifact sees and gets
+  // what it set, but whenever it asks for no frames or for its own format,
+  // QuickJS still builds frames and calls `tracePrepare`, which records
+  // them (`lastTrace`) before handing the artifact its view.
+  const ErrorCtor = Error;
+  const ErrorStackGet = getOwnDesc(ErrorCtor.prototype, 'stack').get;
+  const limitDesc = getOwnDesc(ErrorCtor, 'stackTraceLimit');
+  const prepareDesc = getOwnDesc(ErrorCtor, 'prepareStackTrace');
+  const ReflectApplyE = Reflect.apply;
+  const ArrSliceE = uncurry(Array.prototype.slice);
+  let userLimit = ReflectApplyE(limitDesc.get, ErrorCtor, []);
+  let userPrepare = ReflectApplyE(prepareDesc.get, ErrorCtor, []);
+  let lastTrace = '';
+  function siteText(site) {
+    let fn = '', file = '', line = -1, col = -1;
+    try { fn = site.getFunctionName(); } catch (e) { }
+    try { file = site.getFileName(); } catch (e) { }
+    try { line = site.getLineNumber(); } catch (e) { }
+    try { col = site.getColumnNumber(); } catch (e) { }
+    if (typeof fn !== 'string' || fn === '') fn = '<anonymous>';
+    if (typeof file !== 'string' || file === '') return `    at ${fn} (native)\n`;
+    return `    at ${fn} (${file}:${line}:${col})\n`;
+  }
+  function tracePrepare(err, sites) {
+    let text = '';
+    for (let i = 0; i < sites.length; i++) text += siteText(sites[i]);
+    lastTrace = text;
+    let n = +userLimit;
+    n = n !== n || n < 0 ? 0 : n;
+    const visible = ArrSliceE(sites, 0, n);
+    if (typeof userPrepare === 'function') return ReflectApplyE(userPrepare, ErrorCtor, [err, visible]);
+    text = '';
+    for (let i = 0; i < visible.length; i++) text += siteText(visible[i]);
+    return text;
+  }
+  function traceSync() {
+    let n = +userLimit;
+    const hides = typeof userPrepare === 'function' || n !== n || n < 1;
+    try {
+      ReflectApplyE(limitDesc.set, ErrorCtor, [hides ? 64 : userLimit]);
+      ReflectApplyE(prepareDesc.set, ErrorCtor, [hides ? tracePrepare : undefined]);
+    } catch (e) { }
+  }
+  defineProp(ErrorCtor, 'stackTraceLimit', {
+    get() { return userLimit; },
+    set(v) { userLimit = v; traceSync(); },
+    enumerable: limitDesc.enumerable, configurable: true,
+  });
+  defineProp(ErrorCtor, 'prepareStackTrace', {
+    get() { return userPrepare; },
+    set(v) { userPrepare = v; traceSync(); },
+    enumerable: prepareDesc.enumerable, configurable: true,
+  });
+  // The [[ErrorData]] stack of a genuine Error, whatever the artifact did to
+  // its `stack` property; '' otherwise.
+  function internalStack(e) {
+    try {
+      const s = ReflectApplyE(ErrorStackGet, e, []);
+      return typeof s === 'string' ? s : '';
+    } catch (x) { return ''; }
+  }
+
   // ------------------------------------------------------------ guest helpers
 
   function typeName(v) {
@@ -922,9 +992,11 @@
       let cls = typeof p.name === 'string' && p.name !== '' ? p.name : 'Error';
       if (ctorName !== null && cls === 'Error') cls = ctorName;
       const message = p.message === undefined ? '' : safeString(p.message);
-      return [StrToWellFormed(cls), StrToWellFormed(message), typeof p.stack === 'string' ? p.stack : ''];
+      let stack = internalStack(e);
+      if (stack === '' && typeof p.stack === 'string') stack = p.stack;
+      return [StrToWellFormed(cls), StrToWellFormed(message), StrToWellFormed(stack), StrToWellFormed(lastTrace)];
     }
-    return [typeName(e), StrToWellFormed(safeString(e)), ''];
+    return [typeName(e), StrToWellFormed(safeString(e)), '', StrToWellFormed(lastTrace)];
   }
 
   // The artifact's top-level variables, for the error report: global
