@@ -35,10 +35,17 @@ fn hostile(rel: &str) -> Value {
     warm();
     let p = fixture_path(&format!("hostile/{rel}"));
     let name = format!("fidelity-{}", rel.replace(['/', '.'], "-"));
-    let m = measure_llmos(&["run", p.to_str().unwrap(), "--json"], &scratch_data_dir(&name));
+    let m = measure_llmos(
+        &["run", p.to_str().unwrap(), "--json"],
+        &scratch_data_dir(&name),
+    );
     let j = m.json();
     assert!(m.wall < WALL, "{rel}: took {:?}: {j}", m.wall);
-    assert!(m.max_rss_bytes < RSS, "{rel}: peak RSS {} MiB", m.max_rss_bytes >> 20);
+    assert!(
+        m.max_rss_bytes < RSS,
+        "{rel}: peak RSS {} MiB",
+        m.max_rss_bytes >> 20
+    );
     j
 }
 
@@ -77,7 +84,9 @@ fn js_lone_surrogates_are_errors_not_traps() {
     assert_eq!(text(&e["message"]), "x\u{FFFD}", "{j}");
     let frames = e["stack"].as_array().cloned().unwrap_or_default();
     assert!(
-        frames.iter().any(|f| text(&f["function"]) == "f\u{FFFD}" && f["line"] == 4),
+        frames
+            .iter()
+            .any(|f| text(&f["function"]) == "f\u{FFFD}" && f["line"] == 4),
         "{j}"
     );
     let globals = e["globals"].as_array().cloned().unwrap_or_default();

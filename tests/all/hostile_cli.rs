@@ -120,3 +120,24 @@ fn a_clean_exit_is_ok_and_carries_no_error() {
         assert!(v["error"].is_null(), "{v}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let cfg = llmos_tests::test_config();
+    let mut child = std::process::Command::new(llmos_tests::llmos_bin())
+        .args(["api", "python"])
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", &cfg.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn llmos");
+    // Hang up before llmos writes anything (as `| head -c0` would).
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(o.status.code(), Some(101), "{err}");
+}

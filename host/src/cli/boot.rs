@@ -18,7 +18,7 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
     if json {
         let k = rt.block_on(Llmos::boot(&opts, &|e| {
             if let Ok(line) = serde_json::to_string(e) {
-                println!("{line}");
+                outln!("{line}");
             }
         }));
         return Ok(if k.is_ok() {
@@ -27,7 +27,7 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
             ExitCode::from(super::EXIT_HOST_ERROR)
         });
     }
-    eprintln!(
+    errln!(
         "llmos {} — wasmtime {}",
         env!("CARGO_PKG_VERSION"),
         llmos::cache::WASMTIME_VERSION
@@ -46,33 +46,33 @@ pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> 
             }
             BootEvent::Progress { stage, detail } => match bars.iter().find(|(s, _)| s == stage) {
                 Some((_, bar)) => bar.set_message(format!("{}: {detail}", stage.title())),
-                None => eprintln!("  {}: {detail}", stage.title()),
+                None => errln!("  {}: {detail}", stage.title()),
             },
             BootEvent::Done { stage, ms, detail } => {
                 let line = format!("✓ {:<34} {ms:>8.1} ms  {detail}", stage.title());
                 match bars.iter().position(|(s, _)| s == stage) {
                     Some(i) => bars.remove(i).1.finish_with_message(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
             BootEvent::Failed { stage, error } => {
                 let line = format!("✗ {}: {error}", stage.title());
                 match bars.iter().position(|(s, _)| s == stage) {
                     Some(i) => bars.remove(i).1.abandon_with_message(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
             _ => {}
         }
     }))?;
     for m in llmos.languages().iter() {
-        eprintln!(
+        errln!(
             "  language {:<12} .{}  {}",
             m.name,
             m.extensions.join(" ."),
             m.description
         );
     }
-    eprintln!("system ready in {:.1} ms", llmos.boot_ms());
+    errln!("system ready in {:.1} ms", llmos.boot_ms());
     Ok(ExitCode::SUCCESS)
 }

@@ -67,7 +67,7 @@ pub async fn supervise(
         };
         let p = llmos.llm_provider(&overrides)?;
         if p.is_none() {
-            eprintln!(
+            errln!(
                 "llmos: --fix needs an LLM provider; running the artifact once without repair.\n{}",
                 llm::HOW_TO_CONFIGURE
             );
@@ -95,7 +95,7 @@ pub async fn supervise(
     if let (TraceResult::Fixed { .. }, Some(path)) = (&supervised.trace.result, &args.write_fixed) {
         std::fs::write(path, &supervised.code).map_err(|e| HostError::io(path, e))?;
         if live {
-            eprintln!("llmos: wrote the fixed code to {}", path.display());
+            errln!("llmos: wrote the fixed code to {}", path.display());
         }
     }
     if let Some(path) = &args.trace {
@@ -106,7 +106,7 @@ pub async fn supervise(
             })?;
         std::fs::write(path, json).map_err(|e| HostError::io(path, e))?;
         if live {
-            eprintln!("llmos: wrote the execution trace to {}", path.display());
+            errln!("llmos: wrote the execution trace to {}", path.display());
         }
     }
     Ok(supervised)
@@ -174,16 +174,16 @@ impl Display {
                     format!("repair {attempt}")
                 };
                 match report {
-                    None => eprintln!("✓ {who} ran ok ({:.1} ms)", outcome.duration_ms),
+                    None => errln!("✓ {who} ran ok ({:.1} ms)", outcome.duration_ms),
                     Some(r) => {
                         let at = r.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                        eprintln!(
+                        errln!(
                             "✗ {who}: {}: {}{at}",
                             terminal::line(&r.class),
                             terminal::line(first_line(&r.message))
                         );
                         if let Some(x) = &r.explanation {
-                            eprintln!("  {}", terminal::clean(x));
+                            errln!("  {}", terminal::clean(x));
                         }
                     }
                 }
@@ -198,14 +198,14 @@ impl Display {
                     bar.enable_steady_tick(std::time::Duration::from_millis(100));
                     *self.spinner.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
                 } else {
-                    eprintln!("… {msg}");
+                    errln!("… {msg}");
                 }
             }
             Event::Rejected { attempt, reason } => {
-                eprintln!("✗ repair {attempt} not run: {}", terminal::line(&reason));
+                errln!("✗ repair {attempt} not run: {}", terminal::line(&reason));
             }
             Event::LlmFailed { attempt, error } => {
-                eprintln!(
+                errln!(
                     "✗ repair {attempt}: the LLM call failed: {}",
                     terminal::line(&error)
                 );
@@ -221,21 +221,21 @@ impl Display {
                             _ => "",
                         };
                         if colour.is_empty() {
-                            eprintln!("  {line}");
+                            errln!("  {line}");
                         } else {
-                            eprintln!("  {colour}{line}\x1b[0m");
+                            errln!("  {colour}{line}\x1b[0m");
                         }
                     } else {
-                        eprintln!("  {line}");
+                        errln!("  {line}");
                     }
                 }
             }
             Event::Finished { result } => match result {
                 TraceResult::Ok => {}
                 TraceResult::Fixed { attempts } => {
-                    eprintln!("✓ fixed after {attempts} repair(s)")
+                    errln!("✓ fixed after {attempts} repair(s)")
                 }
-                TraceResult::Failed { reason } => eprintln!("✗ not fixed: {reason}"),
+                TraceResult::Failed { reason } => errln!("✗ not fixed: {reason}"),
             },
         }
     }
@@ -251,9 +251,9 @@ pub fn show(path: &Path, json: bool) -> Result<ExitCode, HostError> {
     let trace: Trace = serde_json::from_str(&text)
         .map_err(|e| HostError::Usage(format!("{} is not an llmos trace: {e}", path.display())))?;
     if json {
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", trace.render());
+        out!("{}", trace.render());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,31 @@
 //! limit or trap), 2 for usage and host errors (bad flag, missing file,
 //! unknown language, missing component).
 
+/// `println!` that never panics: a closed stdout (`llmos run --json | head`)
+/// drops the rest of the output instead of aborting the process.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod boot;
 mod fix;
 mod run;
@@ -113,7 +138,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("llmos: error: {e}");
+            errln!("llmos: error: {e}");
             ExitCode::from(EXIT_HOST_ERROR)
         }
     }
@@ -148,7 +173,7 @@ pub(crate) async fn boot_lazy(
     };
     Llmos::boot(&opts, &move |e: &BootEvent| {
         if let (true, BootEvent::Done { stage, ms, detail }) = (verbose, e) {
-            eprintln!("llmos: {} ({ms:.1} ms): {detail}", stage.title());
+            errln!("llmos: {} ({ms:.1} ms): {detail}", stage.title());
         }
     })
     .await
@@ -184,11 +209,11 @@ fn languages(json: bool, config: Option<PathBuf>, verbose: bool) -> Result<ExitC
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
     } else {
         for m in list {
             let exts: Vec<_> = m.extensions.iter().map(|e| format!(".{e}")).collect();
-            println!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
+            outln!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -208,9 +233,9 @@ fn api(
             what: "cannot serialise the reference",
             source: std::io::Error::other(e),
         })?;
-        println!("{v}");
+        outln!("{v}");
     } else {
-        print!("{}", llmos::apiref::markdown(&manifest.name, &entries));
+        out!("{}", llmos::apiref::markdown(&manifest.name, &entries));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -233,16 +258,16 @@ fn check(
             llmos::cache::CacheStatus::Compiled(r) => format!("compiled ({r:?})").to_lowercase(),
         };
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"language": name, "cache": cache, "load_ms": p.load_ms})
             );
         } else {
-            println!("{name:<12} ready  {cache:<24} {:>8.2} ms", p.load_ms);
+            outln!("{name:<12} ready  {cache:<24} {:>8.2} ms", p.load_ms);
         }
     }
     if !json {
-        println!(
+        outln!(
             "all languages ready in {:.2} ms",
             start.elapsed().as_secs_f64() * 1e3
         );
@@ -270,14 +295,14 @@ pub(crate) fn compile_progress(show: bool) -> impl Fn(&RuntimeEvent) + Send + Sy
                     bar.enable_steady_tick(std::time::Duration::from_millis(100));
                     *slot = Some(bar);
                 } else {
-                    eprintln!("llmos: {msg}…");
+                    errln!("llmos: {msg}…");
                 }
             }
             RuntimeEvent::Compiled { language, millis } => {
                 let msg = format!("compiled the {language} component in {:.1} s", millis / 1e3);
                 match slot.take() {
                     Some(bar) => bar.finish_with_message(msg),
-                    None => eprintln!("llmos: {msg}"),
+                    None => errln!("llmos: {msg}"),
                 }
             }
         }

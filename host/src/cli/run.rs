@@ -117,7 +117,7 @@ async fn run_async(
     // A directory that cannot be written costs the files, never the outcome:
     // it is still reported (outputs then have no `file`).
     if let Err(e) = llmos.save_outputs(&mut outcome, &artifact, args.out.as_deref()) {
-        eprintln!("llmos: warning: cannot write the outputs: {e}");
+        errln!("llmos: warning: cannot write the outputs: {e}");
     }
 
     if args.json {
@@ -135,7 +135,7 @@ async fn run_async(
                 );
             }
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         let source = match &supervised {
             Some(s) => s.code.as_str(),
