@@ -124,7 +124,7 @@ pub struct Measured {
     pub stderr: Vec<u8>,
     /// Wall time from spawn to exit.
     pub wall: std::time::Duration,
-    /// Peak resident set of the process, in bytes (`wait4`'s `ru_maxrss`).
+    /// Peak resident set of the process, in bytes (its `VmHWM`, polled).
     pub max_rss_bytes: u64,
     /// User plus system CPU time of the process.
     pub cpu: std::time::Duration,
@@ -144,8 +144,8 @@ impl Measured {
 }
 
 /// Run the `llmos` binary with `args` on the test configuration (its own
-/// data directory under `data`), and measure its wall time, peak RSS and CPU
-/// time with `wait4`. stdout and stderr are drained concurrently, so a
+/// data directory under `data`), and measure its wall time and CPU time
+/// (`wait4`) and peak RSS (`/proc/PID/status`). stdout and stderr are drained concurrently, so a
 /// flood cannot block the child; what they hold is counted, not limited.
 pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
     use std::io::Read;
@@ -188,6 +188,27 @@ pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
     );
     let pid = child.id() as libc::pid_t;
+    // Peak RSS from the kernel's high-water mark of the child's own address
+    // space (`VmHWM`), polled until it exits. `wait4`'s `ru_maxrss` cannot be
+    // used: Linux carries the forking process's high-water mark across
+    // `exec`, so every child of a big test process would report the test
+    // process's size.
+    let hwm = std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut peak = 0u64;
+        while let Ok(text) = std::fs::read_to_string(&path) {
+            let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            else {
+                break; // a zombie: its memory is gone
+            };
+            peak = peak.max(kb * 1024);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        peak
+    });
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our child,
     // which has not been waited for (std's `Child` is dropped unwaited).
@@ -210,7 +231,7 @@ pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
         wall,
-        max_rss_bytes: (usage.ru_maxrss as u64) * 1024,
+        max_rss_bytes: hwm.join().unwrap_or(0),
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
     }
 }
