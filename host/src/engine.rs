@@ -364,17 +364,6 @@ impl RuntimeInner {
     }
 }
 
-/// A single-threaded tokio runtime for blocking on runs (CLI, boot checks).
-pub fn async_runtime() -> Result<tokio::runtime::Runtime, HostError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| HostError::System {
-            what: "cannot start the async runtime",
-            source,
-        })
-}
-
 /// Run an artifact on an already prepared language.
 ///
 /// The language must have been prepared on the engine the limits call for:
