@@ -133,7 +133,7 @@ pub struct LimitOverrides {
 impl LimitOverrides {
     /// Parse the textual forms used by flags, environment variables and
     /// config files: fuel `N` or `none`, sizes like `128MiB`, durations like
-    /// `10s`. `what` names the source in errors (e.g. `--fuel`).
+    /// `10s`.
     pub fn parse(
         fuel: Option<&str>,
         memory: Option<&str>,
@@ -535,10 +535,10 @@ impl Llmos {
         if let Some(t) = fix.budget_time {
             config.budget_time = t;
         }
-        // Repairs run under the untrusted tier's limits (derived from the
-        // run's by the supervisor: never looser than the defaults, always
-        // metered), and a trusted artifact's repairs never touch its storage.
-        config.repair_limits = None;
+        // Repairs run under the untrusted tier's limits (`repair_limits:
+        // None` lets the supervisor derive them from the run's: never looser
+        // than the defaults, always metered), and a trusted artifact's
+        // repairs never touch its storage.
         if artifact.tier == Tier::Trusted {
             config.repair_namespace = Some(format!("{}#repair", artifact.id));
         }
