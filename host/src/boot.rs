@@ -174,31 +174,33 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// environment, then the config file, then built-in defaults.
 fn runtime_config(opts: &BootOptions, config: &Config) -> RuntimeConfig {
     let defaults = RuntimeConfig::default();
+    let pick = |opt: &Option<PathBuf>, var: &str, file: &Option<PathBuf>, default: PathBuf| {
+        opt.clone()
+            .or_else(|| env_path(var))
+            .or_else(|| file.clone())
+            .unwrap_or(default)
+    };
+    let (v, c) = (&config.volumes, &config.data_dir);
     RuntimeConfig {
-        components_dir: opts
-            .components_dir
-            .clone()
-            .or_else(|| env_path("LLMOS_COMPONENTS"))
-            .or_else(|| config.volumes.components.clone())
-            .unwrap_or(defaults.components_dir),
-        system_volume: opts
-            .system_volume
-            .clone()
-            .or_else(|| env_path("LLMOS_SYSTEM_VOLUME"))
-            .or_else(|| config.volumes.system.clone())
-            .unwrap_or(defaults.system_volume),
-        cache_dir: opts
-            .cache_dir
-            .clone()
-            .or_else(|| env_path("LLMOS_CACHE_DIR"))
-            .or_else(|| config.volumes.cache.clone())
-            .unwrap_or(defaults.cache_dir),
-        data_dir: opts
-            .data_dir
-            .clone()
-            .or_else(|| env_path("LLMOS_DATA_DIR"))
-            .or_else(|| config.data_dir.clone())
-            .unwrap_or(defaults.data_dir),
+        components_dir: pick(
+            &opts.components_dir,
+            "LLMOS_COMPONENTS",
+            &v.components,
+            defaults.components_dir,
+        ),
+        system_volume: pick(
+            &opts.system_volume,
+            "LLMOS_SYSTEM_VOLUME",
+            &v.system,
+            defaults.system_volume,
+        ),
+        cache_dir: pick(
+            &opts.cache_dir,
+            "LLMOS_CACHE_DIR",
+            &v.cache,
+            defaults.cache_dir,
+        ),
+        data_dir: pick(&opts.data_dir, "LLMOS_DATA_DIR", c, defaults.data_dir),
         quotas: opts.quotas.clone().unwrap_or(defaults.quotas),
     }
 }

@@ -191,11 +191,6 @@ impl Outputs {
         Ok(r)
     }
 
-    /// Total bytes of the outputs so far.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
     /// How many outputs.
     pub fn len(&self) -> usize {
         self.list.len()
