@@ -20,7 +20,7 @@ STAMPS      := $(ROOT)/target/stamps
 LLMOS       := $(CARGO_TARGET_DIR)/release/llmos
 PREINIT     := $(CARGO_TARGET_DIR)/release/llmos-preinit
 
-APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc
+APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch
 COMPONENTIZE_PY     := componentize-py==0.25.1
 SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -57,10 +57,33 @@ $(STAMPS)/venv:
 # ----------------------------------------------------------------------- guests
 guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm
 
+# QuickJS-ng as rquickjs-sys ships it, plus our patches (guests/quickjs/patches,
+# each explains itself). The crate is fetched from crates.io, checked against
+# the checksum Cargo.lock pinned before patching, and patched in target/vendor;
+# guests/quickjs/Cargo.toml points [patch.crates-io] there.
+RQUICKJS_SYS        := rquickjs-sys-0.14.0
+RQUICKJS_SYS_SHA256 := cee271d0eeba64f0915b846cb7ae02e16faf3dfdffdca91731101d9d30fe3423
+VENDOR              := $(ROOT)/target/vendor
+QUICKJS_PATCHES     := $(sort $(wildcard guests/quickjs/patches/*.patch))
+
+$(VENDOR)/rquickjs-sys/.patched: $(QUICKJS_PATCHES) $(STAMPS)/apt
+	@mkdir -p $(VENDOR)
+	rm -rf $(VENDOR)/rquickjs-sys $(VENDOR)/$(RQUICKJS_SYS)
+	[ -f $(VENDOR)/$(RQUICKJS_SYS).crate ] || { \
+	  curl -sSfL --retry 3 -o $(VENDOR)/$(RQUICKJS_SYS).crate.tmp \
+	    https://static.crates.io/crates/rquickjs-sys/$(RQUICKJS_SYS).crate && \
+	  mv $(VENDOR)/$(RQUICKJS_SYS).crate.tmp $(VENDOR)/$(RQUICKJS_SYS).crate; }
+	echo "$(RQUICKJS_SYS_SHA256)  $(VENDOR)/$(RQUICKJS_SYS).crate" | sha256sum -c --quiet - \
+	  || { rm -f $(VENDOR)/$(RQUICKJS_SYS).crate; exit 1; }
+	tar -xzf $(VENDOR)/$(RQUICKJS_SYS).crate -C $(VENDOR)
+	for p in $(QUICKJS_PATCHES); do patch -d $(VENDOR)/$(RQUICKJS_SYS) -p1 --quiet --forward < $$p || exit 1; done
+	mv $(VENDOR)/$(RQUICKJS_SYS) $(VENDOR)/rquickjs-sys
+	@touch $@
+
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
 # The component is then pre-initialised (Wizer, `llmos-preinit`): its `init`
 # builds the QuickJS runtime, context and prelude once, at build time.
-$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup
+$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup $(VENDOR)/rquickjs-sys/.patched
 	@mkdir -p $(COMPONENTS)
 	cd guests/quickjs && \
 	  RQUICKJS_SYS_NO_WASI_SDK=1 \

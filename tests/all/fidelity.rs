@@ -152,15 +152,23 @@ fn python_print_of_a_deep_list_is_a_recursion_error() {
     assert!(j["trap"].is_null(), "{j}");
 }
 
-/// Not fixed yet: QuickJS-ng disables its stack limit on WASI
-/// (update_stack_limit), and JSON.stringify's cycle check is linear per
-/// level, so 10^6 levels burn the fuel budget.
+/// QuickJS-ng disables its C stack limit on WASI and JSON.stringify's
+/// cycle check is linear per level; guests/quickjs/patches caps the nesting
+/// at 5 000 levels with a RangeError, so a million levels fail fast.
 #[test]
-#[ignore = "needs a QuickJS-ng patch (stack limit on WASI)"]
 fn js_json_stringify_of_a_deep_object_is_a_range_error() {
     let j = hostile("json_deep.js");
     assert_eq!(status(&j), "ok", "{j}");
     assert_eq!(text(&j["value"]), "'RangeError'", "{j}");
+}
+
+#[test]
+fn js_json_stringify_keeps_honest_nesting_and_cycle_errors() {
+    let j = hostile("json_nesting.js");
+    assert_eq!(status(&j), "ok", "{j}");
+    assert_eq!(text(&j["value"]), "'19995,[{\"a\":,TypeError'", "{j}");
+    // The cycle check is a pointer scan: 5 000 levels stay cheap.
+    assert!(j["fuel_consumed"].as_u64().unwrap() < 1_000_000_000, "{j}");
 }
 
 #[test]
