@@ -82,6 +82,8 @@
 #![warn(missing_docs)]
 
 pub mod apiref;
+#[cfg(feature = "batch")]
+pub mod batch;
 mod bindings;
 pub mod boot;
 pub mod cache;

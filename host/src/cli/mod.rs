@@ -29,6 +29,7 @@ macro_rules! errln {
     }};
 }
 
+mod batch;
 mod boot;
 mod fix;
 mod run;
@@ -67,6 +68,12 @@ pub enum Command {
     /// Run an artifact in a fresh sandbox (FILE, system:/path or user:/path).
     Run(Box<run::RunArgs>),
     /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
+    /// Run many artifacts, each in a fresh sandbox under its limits, on a
+    /// pool of worker processes; results as JSON lines, then a summary.
+    Batch(Box<batch::BatchArgs>),
+    /// Serve batch jobs on stdin/stdout (started by `llmos batch`).
+    #[command(hide = true)]
+    BatchWorker(batch::WorkerArgs),
     Boot {
         /// One JSON event per line on stdout.
         #[arg(long)]
@@ -127,6 +134,8 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Run(args) => run::run(*args, cli.verbose, cli.config),
+        Command::Batch(args) => batch::run(*args, cli.verbose, cli.config),
+        Command::BatchWorker(args) => batch::worker(args, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
