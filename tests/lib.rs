@@ -236,6 +236,22 @@ pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
     }
 }
 
+/// A `llmos` command on the test configuration with its data directory at
+/// `data`, for tests that drive the process themselves (signals, stdin).
+pub fn llmos_command(args: &[&str], data: &Path) -> std::process::Command {
+    let cfg = test_config();
+    let mut c = std::process::Command::new(llmos_bin());
+    c.args(args)
+        .env("LLMOS_COMPONENTS", &cfg.components_dir)
+        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+        .env("LLMOS_DATA_DIR", data)
+        .env_remove("LLMOS_CONFIG")
+        .env_remove("LLMOS_LLM_PROVIDER")
+        .current_dir(repo());
+    c
+}
+
 /// A fresh data directory for one measured process, under `target/test-data`.
 pub fn scratch_data_dir(name: &str) -> PathBuf {
     let d = test_data_dir().join("scratch").join(name);

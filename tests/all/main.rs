@@ -2,6 +2,7 @@
 //!
 //! Run with `make test` (which builds the guests first).
 
+mod batch;
 mod boot;
 mod cache;
 mod cli;

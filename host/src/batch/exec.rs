@@ -63,7 +63,12 @@ pub struct JobContext {
 }
 
 /// Run one job on `llmos`. Never fails: every problem is a result.
-pub async fn execute(llmos: &Llmos, ctx: &JobContext, job: &Job, fuel_cap: Option<u64>) -> JobResult {
+pub async fn execute(
+    llmos: &Llmos,
+    ctx: &JobContext,
+    job: &Job,
+    fuel_cap: Option<u64>,
+) -> JobResult {
     let start = Instant::now();
     let invalid = |status: &str, reason: String| {
         let mut r = JobResult::without_run(&job.id, status, reason, &ctx.worker);
@@ -78,7 +83,10 @@ pub async fn execute(llmos: &Llmos, ctx: &JobContext, job: &Job, fuel_cap: Optio
         Err(e) => return invalid(INVALID, e.to_string()),
     };
     let (source, untrusted) = match (&job.path, &job.source, &job.language) {
-        (Some(p), _, _) => (ArtifactSource::Named(p.to_string_lossy().into_owned()), false),
+        (Some(p), _, _) => (
+            ArtifactSource::Named(p.to_string_lossy().into_owned()),
+            false,
+        ),
         (None, Some(s), Some(l)) => (
             ArtifactSource::Inline {
                 language: l.clone(),
@@ -221,7 +229,13 @@ pub fn safe_name(id: &str) -> String {
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!(
         "{}-{:016x}",
@@ -337,7 +351,12 @@ struct WorkerProc {
 impl ProcessPool {
     /// A pool of `workers` processes started as `program args...` on first
     /// use, each with `per_worker` jobs in flight.
-    pub fn new(program: &Path, args: Vec<String>, workers: usize, per_worker: usize) -> ProcessPool {
+    pub fn new(
+        program: &Path,
+        args: Vec<String>,
+        workers: usize,
+        per_worker: usize,
+    ) -> ProcessPool {
         ProcessPool {
             program: program.to_path_buf(),
             args,
@@ -355,7 +374,13 @@ impl ProcessPool {
     async fn worker(&self, index: usize) -> std::io::Result<Arc<WorkerProc>> {
         let mut slot = self.workers[index].lock().await;
         if let Some(w) = slot.as_ref() {
-            let alive = w.child.lock().await.try_wait().map(|s| s.is_none()).unwrap_or(false);
+            let alive = w
+                .child
+                .lock()
+                .await
+                .try_wait()
+                .map(|s| s.is_none())
+                .unwrap_or(false);
             if alive {
                 return Ok(w.clone());
             }
@@ -374,17 +399,25 @@ impl ProcessPool {
             .kill_on_drop(true)
             .spawn()?;
         let name = format!("{}#{index}", child.id().unwrap_or(0));
-        let stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
-        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let pending: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Value>>>> =
-            Arc::default();
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let pending: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Value>>>> = Arc::default();
         let p = pending.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 match serde_json::from_str::<WorkerResponse>(&line) {
                     Ok(resp) => {
-                        let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&resp.seq);
+                        let tx = p
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&resp.seq);
                         if let Some(tx) = tx {
                             let _ = tx.send(resp.result);
                         }
@@ -403,11 +436,22 @@ impl ProcessPool {
         })
     }
 
-    async fn try_once(&self, index: usize, job: &Job, fuel_cap: Option<u64>) -> Result<Value, String> {
-        let w = self.worker(index).await.map_err(|e| format!("cannot start a worker: {e}"))?;
+    async fn try_once(
+        &self,
+        index: usize,
+        job: &Job,
+        fuel_cap: Option<u64>,
+    ) -> Result<Value, String> {
+        let w = self
+            .worker(index)
+            .await
+            .map_err(|e| format!("cannot start a worker: {e}"))?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        w.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, tx);
+        w.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, tx);
         let req = WorkerRequest {
             seq,
             job: job.clone(),
@@ -418,11 +462,15 @@ impl ProcessPool {
         {
             let mut stdin = w.stdin.lock().await;
             if let Err(e) = stdin.write_all(line.as_bytes()).await {
-                w.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
+                w.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&seq);
                 return Err(format!("worker {} is gone: {e}", w.name));
             }
         }
-        rx.await.map_err(|_| format!("worker {} died while running the job", w.name))
+        rx.await
+            .map_err(|_| format!("worker {} died while running the job", w.name))
     }
 
     /// Stop every worker: close their stdin and wait for them to finish the
@@ -451,7 +499,12 @@ impl Executor for ProcessPool {
             match self.try_once(index, &job, fuel_cap).await {
                 Ok(v) => {
                     return JobResult::from_value(v).unwrap_or_else(|| {
-                        JobResult::without_run(&job.id, HOST_ERROR, "a worker answered nonsense", "")
+                        JobResult::without_run(
+                            &job.id,
+                            HOST_ERROR,
+                            "a worker answered nonsense",
+                            "",
+                        )
                     });
                 }
                 Err(e) => last = e,

@@ -363,9 +363,10 @@ mod tests {
 
     #[test]
     fn job_limits_accept_numbers_and_text() {
-        let l: JobLimits =
-            serde_json::from_str(r#"{"fuel": 1000, "memory": "16MiB", "timeout": 2, "output_limit": 4096}"#)
-                .expect("limits");
+        let l: JobLimits = serde_json::from_str(
+            r#"{"fuel": 1000, "memory": "16MiB", "timeout": 2, "output_limit": 4096}"#,
+        )
+        .expect("limits");
         let o = l.overrides().expect("overrides");
         assert_eq!(o.fuel, Some(Some(1000)));
         assert_eq!(o.memory_bytes, Some(16 << 20));
@@ -393,6 +394,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        assert!(serde_json::from_str::<Job>(r#"{"id":"a","source":"1","language":"js","limit":{}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Job>(r#"{"id":"a","source":"1","language":"js","limit":{}}"#)
+                .is_err()
+        );
     }
 }

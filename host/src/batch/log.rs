@@ -199,7 +199,12 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         let ids: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("whole line")["id"].as_str().expect("id").to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("whole line")["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string()
+            })
             .collect();
         assert_eq!(ids, ["a", "b", "c"]);
     }

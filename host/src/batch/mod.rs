@@ -19,17 +19,17 @@ mod result;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+#[cfg(feature = "supervisor")]
+pub use exec::Repair;
 pub use exec::{
     Executor, HOST_ERROR, JobContext, Local, ProcessPool, WorkerRequest, WorkerResponse, execute,
     safe_name, serve_stdio, stdout_diff,
 };
-#[cfg(feature = "supervisor")]
-pub use exec::Repair;
 pub use job::{InputProblem, Inputs, Job, JobLimits};
 pub use log::ResultLog;
 pub use result::{
@@ -48,45 +48,79 @@ pub const CANCELLED: &str = "the batch was cancelled";
 pub trait FuelBudget: Send + Sync {
     /// Take up to `want` fuel; returns what was granted (0: spent).
     async fn reserve(&self, want: u64) -> u64;
-    /// Give back fuel a job was granted but did not use.
+    /// Settle a reservation that granted fuel: give back what the job did
+    /// not use (called once per grant above zero).
     async fn refund(&self, unused: u64);
 }
 
 /// A budget in this process.
+///
+/// Fuel a job reserved but did not use comes back, so "spent" means used:
+/// while reservations are outstanding, a job that cannot get all it asks
+/// for waits for them to settle instead of being refused, and only when
+/// nothing is outstanding does it get the remainder (or, at zero, nothing).
 #[derive(Debug)]
 pub struct LocalBudget {
-    remaining: AtomicU64,
+    state: std::sync::Mutex<BudgetState>,
+    settled: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct BudgetState {
+    remaining: u64,
+    outstanding: u64,
 }
 
 impl LocalBudget {
     /// A budget of `total` fuel.
     pub fn new(total: u64) -> LocalBudget {
         LocalBudget {
-            remaining: AtomicU64::new(total),
+            state: std::sync::Mutex::new(BudgetState {
+                remaining: total,
+                outstanding: 0,
+            }),
+            settled: tokio::sync::Notify::new(),
         }
     }
 
     /// Fuel not yet reserved.
     pub fn remaining(&self) -> u64 {
-        self.remaining.load(Ordering::Acquire)
+        self.lock().remaining
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[async_trait]
 impl FuelBudget for LocalBudget {
     async fn reserve(&self, want: u64) -> u64 {
-        let mut granted = 0;
-        let _ = self
-            .remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                granted = want.min(left);
-                Some(left - granted)
-            });
-        granted
+        loop {
+            // Registered before the check, so a refund in between wakes it.
+            let settled = self.settled.notified();
+            {
+                let mut s = self.lock();
+                if s.remaining >= want || s.outstanding == 0 {
+                    let granted = want.min(s.remaining);
+                    s.remaining -= granted;
+                    if granted > 0 {
+                        s.outstanding += 1;
+                    }
+                    return granted;
+                }
+            }
+            settled.await;
+        }
     }
 
     async fn refund(&self, unused: u64) {
-        self.remaining.fetch_add(unused, Ordering::AcqRel);
+        {
+            let mut s = self.lock();
+            s.remaining = s.remaining.saturating_add(unused);
+            s.outstanding = s.outstanding.saturating_sub(1);
+        }
+        self.settled.notify_waiters();
     }
 }
 
@@ -180,12 +214,7 @@ async fn run_one(
     };
     let granted = budget.reserve(want).await;
     if granted == 0 {
-        return JobResult::without_run(
-            &job.id,
-            NOT_RUN,
-            "the batch's fuel budget is spent",
-            "",
-        );
+        return JobResult::without_run(&job.id, NOT_RUN, "the batch's fuel budget is spent", "");
     }
     let mut r = executor.execute(slot, job.clone(), Some(granted)).await;
     let used = r.fuel().unwrap_or(0).min(granted);
@@ -272,7 +301,9 @@ mod tests {
 
     #[tokio::test]
     async fn cancel_stops_new_jobs() {
-        let jobs: Vec<Job> = (0..50).map(|i| Job::inline(i.to_string(), "js", "1")).collect();
+        let jobs: Vec<Job> = (0..50)
+            .map(|i| Job::inline(i.to_string(), "js", "1"))
+            .collect();
         let mut b = submit(Arc::new(Fake), jobs, BatchOptions::default());
         b.cancel();
         let mut not_run = 0;

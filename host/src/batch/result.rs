@@ -186,8 +186,7 @@ impl SummaryBuilder {
             self.durations.push((d, r.id().to_string()));
             // Keep the list short: only the slowest few matter.
             if self.durations.len() > 64 * SLOWEST {
-                self.durations
-                    .sort_by(|a, b| b.0.total_cmp(&a.0));
+                self.durations.sort_by(|a, b| b.0.total_cmp(&a.0));
                 self.durations.truncate(SLOWEST);
             }
         }
@@ -273,8 +272,12 @@ mod tests {
         for i in 0..100u64 {
             b.add(&r(json!({"id": format!("j{i}"), "status": "ok", "fuel_consumed": i + 1, "duration_ms": i as f64})));
         }
-        b.add(&r(json!({"id": "e1", "status": "error", "error": {"class": "ZeroDivisionError"}})));
-        b.add(&r(json!({"id": "e2", "status": "error", "error": {"class": "ZeroDivisionError"}})));
+        b.add(&r(
+            json!({"id": "e1", "status": "error", "error": {"class": "ZeroDivisionError"}}),
+        ));
+        b.add(&r(
+            json!({"id": "e2", "status": "error", "error": {"class": "ZeroDivisionError"}}),
+        ));
         b.add(&r(json!({"id": "f", "status": "out_of_fuel"})));
         let s = b.finish(2.0);
         assert_eq!(s.jobs, 103);

@@ -204,7 +204,12 @@ async fn run_async(
         worker_args.extend(["--outputs".to_string(), o.display().to_string()]);
     }
     worker_args.extend(repair.to_args());
-    let pool = Arc::new(ProcessPool::new(&exe, worker_args, workers, args.per_worker));
+    let pool = Arc::new(ProcessPool::new(
+        &exe,
+        worker_args,
+        workers,
+        args.per_worker,
+    ));
 
     let mut running = batch::submit(
         pool.clone(),
