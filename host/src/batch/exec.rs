@@ -299,8 +299,8 @@ pub struct WorkerResponse {
 /// concurrently; the coordinator bounds how many are in flight). Returns at
 /// the end of stdin, after the jobs in flight.
 pub async fn serve_stdio(llmos: Arc<Llmos>, ctx: Arc<JobContext>) -> std::io::Result<()> {
-    let stdout = Arc::new(Mutex::new(tokio::io::stdout()));
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let stdout = Arc::new(Mutex::new(stdout_pipe()));
+    let mut lines = BufReader::new(stdin_pipe()).lines();
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(line) = lines.next_line().await? {
         let req: WorkerRequest = match serde_json::from_str(&line) {
@@ -331,6 +331,40 @@ pub async fn serve_stdio(llmos: Arc<Llmos>, ctx: Arc<JobContext>) -> std::io::Re
     Ok(())
 }
 
+/// Standard input, read on the runtime's own thread when it is a pipe.
+///
+/// tokio's `stdin()` reads on a blocking-pool thread, so every line wakes a
+/// second thread of the worker, and once two threads of the process have
+/// run on two CPUs, every unmap of a sandbox's memory costs a cross-CPU TLB
+/// shootdown. A pipe read through epoll keeps the worker on one thread.
+fn stdin_pipe() -> Box<dyn tokio::io::AsyncRead + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(tokio::net::unix::pipe::Receiver::from_file);
+    match pipe {
+        Ok(p) => Box::new(p),
+        Err(_) => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// Standard output, written on the runtime's own thread when it is a pipe
+/// (see [`stdin_pipe`]).
+fn stdout_pipe() -> Box<dyn tokio::io::AsyncWrite + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(tokio::net::unix::pipe::Sender::from_file);
+    match pipe {
+        Ok(p) => Box::new(p),
+        Err(_) => Box::new(tokio::io::stdout()),
+    }
+}
+
 /// Worker processes, each running [`serve_stdio`], `per_worker` jobs in
 /// flight on each.
 pub struct ProcessPool {
@@ -343,6 +377,8 @@ pub struct ProcessPool {
 
 struct WorkerProc {
     name: String,
+    /// Cleared when its stdout closes (it exited or is exiting).
+    alive: Arc<std::sync::atomic::AtomicBool>,
     stdin: Mutex<ChildStdin>,
     pending: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
     child: Mutex<Child>,
@@ -373,17 +409,10 @@ impl ProcessPool {
 
     async fn worker(&self, index: usize) -> std::io::Result<Arc<WorkerProc>> {
         let mut slot = self.workers[index].lock().await;
-        if let Some(w) = slot.as_ref() {
-            let alive = w
-                .child
-                .lock()
-                .await
-                .try_wait()
-                .map(|s| s.is_none())
-                .unwrap_or(false);
-            if alive {
-                return Ok(w.clone());
-            }
+        if let Some(w) = slot.as_ref()
+            && w.alive.load(Ordering::Acquire)
+        {
+            return Ok(w.clone());
         }
         let w = Arc::new(self.spawn(index)?);
         *slot = Some(w.clone());
@@ -409,6 +438,8 @@ impl ProcessPool {
             .ok_or_else(|| std::io::Error::other("no stdout"))?;
         let pending: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Value>>>> = Arc::default();
         let p = pending.clone();
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let a = alive.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -426,10 +457,12 @@ impl ProcessPool {
                 }
             }
             // The worker is gone: every job still pending on it is lost.
+            a.store(false, Ordering::Release);
             p.lock().unwrap_or_else(|e| e.into_inner()).clear();
         });
         Ok(WorkerProc {
             name,
+            alive,
             stdin: Mutex::new(stdin),
             pending,
             child: Mutex::new(child),
