@@ -150,17 +150,8 @@ impl Measured {
 pub fn measure_llmos(args: &[&str], data: &Path) -> Measured {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    let cfg = test_config();
     let start = std::time::Instant::now();
-    let mut child = std::process::Command::new(llmos_bin())
-        .args(args)
-        .env("LLMOS_COMPONENTS", &cfg.components_dir)
-        .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
-        .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
-        .env("LLMOS_DATA_DIR", data)
-        .env_remove("LLMOS_CONFIG")
-        .env_remove("LLMOS_LLM_PROVIDER")
-        .current_dir(repo())
+    let mut child = llmos_command(args, data)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

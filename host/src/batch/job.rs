@@ -381,15 +381,15 @@ mod tests {
         let mut j = Job::inline("a", "python", "1");
         assert!(j.check().is_ok());
         j.path = Some("x.py".into());
-        assert!(j.check().unwrap_err().contains("not both"));
+        assert!(j.check().expect_err("refused").contains("not both"));
         let j = Job::inline(" ", "python", "1");
-        assert!(j.check().unwrap_err().contains("empty"));
+        assert!(j.check().expect_err("refused").contains("empty"));
         let mut j = Job::inline("b", "python", "1");
         j.language = None;
-        assert!(j.check().unwrap_err().contains("language"));
+        assert!(j.check().expect_err("refused").contains("language"));
         let mut j = Job::inline("c\n", "python", "1");
         j.id = "c\u{1b}[2J".into();
-        assert!(j.check().unwrap_err().contains("control"));
+        assert!(j.check().expect_err("refused").contains("control"));
     }
 
     #[test]

@@ -141,11 +141,9 @@ async fn run_async(
         output_limit: args.output_limit.clone().map(Into::into),
     };
     limits.overrides()?;
+    // `--budget-fuel none` is no budget.
     let budget = match &args.budget_fuel {
-        Some(b) => match parse_fuel(b)? {
-            Some(total) => Some(Arc::new(LocalBudget::new(total))),
-            None => None,
-        },
+        Some(b) => parse_fuel(b)?.map(|total| Arc::new(LocalBudget::new(total))),
         None => None,
     };
     if let Some(t) = &args.repair.fix_budget_time {
