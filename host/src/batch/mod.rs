@@ -272,8 +272,9 @@ mod tests {
             .enumerate()
             .map(|(i, mut j)| {
                 j.limits.fuel = Some(150.into());
-                j.id = format!("{}", 100 + i % 2); // 100 or 101 fuel each
-                j.id = format!("{}", j.id); // ids need not be unique here
+                // The id names the fuel the fake run uses: 100 or 101 (ids need
+                // not be unique for the dispatcher).
+                j.id = format!("{}", 100 + i % 2);
                 j
             })
             .collect();
