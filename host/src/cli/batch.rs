@@ -76,15 +76,8 @@ pub struct RepairArgs {
     /// Repairs per failing job.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: u32,
-    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
-    #[arg(long)]
-    pub provider: Option<String>,
-    /// LLM model name.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// LLM API base URL.
-    #[arg(long, value_name = "URL")]
-    pub llm_url: Option<String>,
+    #[command(flatten)]
+    pub llm: super::fix::LlmArgs,
     /// Wall-clock time per job across its attempts and LLM calls, e.g. 2m.
     #[arg(long, value_name = "DURATION")]
     pub fix_budget_time: Option<String>,
@@ -97,15 +90,9 @@ impl RepairArgs {
             a.push("--fix".into());
         }
         a.extend(["--max-attempts".into(), self.max_attempts.to_string()]);
-        for (flag, v) in [
-            ("--provider", &self.provider),
-            ("--model", &self.model),
-            ("--llm-url", &self.llm_url),
-            ("--fix-budget-time", &self.fix_budget_time),
-        ] {
-            if let Some(v) = v {
-                a.extend([flag.to_string(), v.clone()]);
-            }
+        a.extend(self.llm.to_args());
+        if let Some(t) = &self.fix_budget_time {
+            a.extend(["--fix-budget-time".into(), t.clone()]);
         }
         a
     }
@@ -153,12 +140,7 @@ async fn run_async(
     let llmos = super::boot_lazy(config.clone(), verbose, !args.json).await?;
     let mut repair = args.repair.clone();
     if repair.fix {
-        let overrides = llmos::supervisor::llm::LlmOverrides {
-            provider: repair.provider.clone(),
-            url: repair.llm_url.clone(),
-            model: repair.model.clone(),
-        };
-        if llmos.llm_provider(&overrides)?.is_none() {
+        if llmos.llm_provider(&repair.llm.overrides())?.is_none() {
             errln!(
                 "llmos: --fix needs an LLM provider; failing jobs are not repaired.\n{}",
                 llmos::supervisor::llm::HOW_TO_CONFIGURE
@@ -365,13 +347,7 @@ pub fn worker(args: WorkerArgs, config: Option<PathBuf>) -> Result<ExitCode, Hos
     rt.block_on(async move {
         let llmos = Arc::new(super::boot_lazy(config, false, false).await?);
         let repair = if args.repair.fix {
-            use llmos::supervisor::llm::LlmOverrides;
-            let overrides = LlmOverrides {
-                provider: args.repair.provider.clone(),
-                url: args.repair.llm_url.clone(),
-                model: args.repair.model.clone(),
-            };
-            match llmos.llm_provider(&overrides)? {
+            match llmos.llm_provider(&args.repair.llm.overrides())? {
                 Some(provider) => Some(batch::Repair {
                     options: llmos::FixOptions {
                         max_attempts: args.repair.max_attempts,

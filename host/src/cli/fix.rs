@@ -26,15 +26,8 @@ pub struct FixArgs {
     /// Repairs to try after the first run.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: u32,
-    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
-    #[arg(long)]
-    pub provider: Option<String>,
-    /// LLM model name.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// LLM API base URL, e.g. http://127.0.0.1:11434/v1.
-    #[arg(long, value_name = "URL")]
-    pub llm_url: Option<String>,
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Fuel across every attempt (default 4 × the per-run fuel).
     #[arg(long, value_name = "N")]
     pub budget_fuel: Option<u64>,
@@ -49,6 +42,46 @@ pub struct FixArgs {
     pub trace: Option<PathBuf>,
 }
 
+/// Which LLM repairs artifacts (`llmos run --fix`, `llmos batch --fix`).
+#[derive(Debug, Clone, Args)]
+pub struct LlmArgs {
+    /// LLM provider: openai (any OpenAI-compatible server) or anthropic.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// LLM model name.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// LLM API base URL, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+}
+
+impl LlmArgs {
+    /// The overrides these flags ask for.
+    pub fn overrides(&self) -> LlmOverrides {
+        LlmOverrides {
+            provider: self.provider.clone(),
+            url: self.llm_url.clone(),
+            model: self.model.clone(),
+        }
+    }
+
+    /// The flags again, for a child process.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for (flag, v) in [
+            ("--provider", &self.provider),
+            ("--model", &self.model),
+            ("--llm-url", &self.llm_url),
+        ] {
+            if let Some(v) = v {
+                a.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        a
+    }
+}
+
 /// Run the artifact under the supervisor (repairing it if `--fix` and a
 /// provider is configured), showing each step on stderr, and write
 /// `--write-fixed` and `--trace` files.
@@ -60,12 +93,7 @@ pub async fn supervise(
     opts: &RunOptions,
 ) -> Result<Supervised, HostError> {
     let provider = if args.fix {
-        let overrides = LlmOverrides {
-            provider: args.provider.clone(),
-            url: args.llm_url.clone(),
-            model: args.model.clone(),
-        };
-        let p = llmos.llm_provider(&overrides)?;
+        let p = llmos.llm_provider(&args.llm.overrides())?;
         if p.is_none() {
             errln!(
                 "llmos: --fix needs an LLM provider; running the artifact once without repair.\n{}",
