@@ -30,6 +30,14 @@ fn batch(args: &[&str], data: &Path) -> Measured {
     m
 }
 
+/// `llmos batch INPUT --out OUT EXTRA...`.
+fn batch_into(input: &Path, out: &Path, extra: &[&str], data: &Path) -> Measured {
+    let (input, out) = (input.display().to_string(), out.display().to_string());
+    let mut args = vec![input.as_str(), "--out", out.as_str()];
+    args.extend_from_slice(extra);
+    batch(&args, data)
+}
+
 /// Every line of a results file, parsed (panics on a torn or bad line).
 fn results(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("results file");
@@ -87,17 +95,7 @@ fn a_directory_batch_writes_one_result_per_artifact_and_a_summary() {
     std::fs::write(corpus.join("nested/deeper/bad.py"), "1 / 0\n").expect("bad");
     std::fs::write(corpus.join("README.txt"), "not an artifact").expect("txt");
     let out = d.join("results.jsonl");
-    let m = batch(
-        &[
-            corpus.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "-j",
-            "2",
-            "--json",
-        ],
-        &d,
-    );
+    let m = batch_into(&corpus, &out, &["-j", "2", "--json"], &d);
     assert_eq!(m.code, Some(1), "one job failed");
     let rs = by_id(&results(&out));
     assert_eq!(rs.len(), 51);
@@ -122,27 +120,13 @@ fn a_directory_batch_writes_one_result_per_artifact_and_a_summary() {
 
     // The human summary names the counts and the failure.
     let out2 = d.join("results2.jsonl");
-    let m = batch(
-        &[
-            corpus.to_str().expect("utf-8"),
-            "--out",
-            out2.to_str().expect("utf-8"),
-        ],
-        &d,
-    );
+    let m = batch_into(&corpus, &out2, &[], &d);
     let text = String::from_utf8_lossy(&m.stdout);
     assert!(text.contains("51 jobs"), "{text}");
     assert!(text.contains("ZeroDivisionError"), "{text}");
 
     // Results are never overwritten without --resume.
-    let m = batch(
-        &[
-            corpus.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-        &d,
-    );
+    let m = batch_into(&corpus, &out, &[], &d);
     assert_eq!(m.code, Some(2));
     assert!(String::from_utf8_lossy(&m.stderr).contains("--resume"));
 }
@@ -170,15 +154,7 @@ fn malformed_lines_are_reported_with_their_line_and_skipped() {
     .join("\n");
     std::fs::write(&manifest, text).expect("manifest");
     let out = d.join("r.jsonl");
-    let m = batch(
-        &[
-            manifest.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--json",
-        ],
-        &d,
-    );
+    let m = batch_into(&manifest, &out, &["--json"], &d);
     assert_eq!(m.code, Some(1));
     let err = String::from_utf8_lossy(&m.stderr);
     for line in [2, 4, 5, 7, 12, 13] {
@@ -228,23 +204,15 @@ fn the_fuel_budget_holds_across_the_batch() {
     let probe = d.join("probe.jsonl");
     jsonl(&probe, &lines[..1]);
     let out = d.join("probe-r.jsonl");
-    batch(
-        &[
-            probe.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-        &d,
-    );
+    batch_into(&probe, &out, &[], &d);
     let one = results(&out)[0]["fuel_consumed"].as_u64().expect("fuel");
     let budget = one * 10 + one / 2;
 
     let out = d.join("r.jsonl");
-    let m = batch(
+    let m = batch_into(
+        &manifest,
+        &out,
         &[
-            manifest.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
             "--budget-fuel",
             &budget.to_string(),
             "--fuel",
@@ -325,16 +293,7 @@ fn a_sigkilled_batch_resumes_without_losing_or_repeating_a_job() {
         before.len()
     );
 
-    let m = batch(
-        &[
-            corpus.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--resume",
-            "--json",
-        ],
-        &d,
-    );
+    let m = batch_into(&corpus, &out, &["--resume", "--json"], &d);
     assert_eq!(m.code, Some(0));
     let rs = by_id(&results(&out));
     assert_eq!(rs.len(), n);
@@ -452,17 +411,7 @@ fn a_hundred_bombs_never_disturb_a_thousand_good_jobs() {
     assert_eq!(b, 100);
     jsonl(&manifest, &lines);
     let out = d.join("r.jsonl");
-    let m = batch(
-        &[
-            manifest.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "-j",
-            "2",
-            "--json",
-        ],
-        &d,
-    );
+    let m = batch_into(&manifest, &out, &["-j", "2", "--json"], &d);
     assert_eq!(m.code, Some(1), "the bombs failed");
     assert!(m.wall < Duration::from_secs(240), "took {:?}", m.wall);
     assert!(

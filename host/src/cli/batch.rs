@@ -34,18 +34,9 @@ pub struct BatchArgs {
     /// Jobs in flight per worker process.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub per_worker: usize,
-    /// Fuel per job, unless the job sets its own.
-    #[arg(long, value_name = "N")]
-    pub fuel: Option<String>,
-    /// Memory per job, e.g. 64MiB.
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-    /// Wall-clock limit per job, e.g. 2s.
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// Captured bytes per stream per job.
-    #[arg(long, value_name = "SIZE")]
-    pub output_limit: Option<String>,
+    /// Limits of each job that does not set its own.
+    #[command(flatten)]
+    pub limits: super::run::LimitArgs,
     /// Fuel across the whole batch: once spent, no job starts and the rest
     /// end as `not_run`.
     #[arg(long, value_name = "TOTAL")]
@@ -121,13 +112,14 @@ async fn run_async(
 ) -> Result<ExitCode, HostError> {
     let start = Instant::now();
     // Check every flag before any work.
+    args.limits.overrides()?;
+    let l = &args.limits;
     let limits = JobLimits {
-        fuel: args.fuel.clone().map(Into::into),
-        memory: args.memory.clone().map(Into::into),
-        timeout: args.timeout.clone().map(Into::into),
-        output_limit: args.output_limit.clone().map(Into::into),
+        fuel: l.fuel.clone().map(Into::into),
+        memory: l.memory.clone().map(Into::into),
+        timeout: l.timeout.clone().map(Into::into),
+        output_limit: l.output_limit.clone().map(Into::into),
     };
-    limits.overrides()?;
     // `--budget-fuel none` is no budget.
     let budget = match &args.budget_fuel {
         Some(b) => parse_fuel(b)?.map(|total| Arc::new(LocalBudget::new(total))),

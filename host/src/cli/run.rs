@@ -12,14 +12,9 @@ use super::{EXIT_ARTIFACT_FAILED, terminal};
 use llmos::outcome::{ErrorKind, Outcome};
 use llmos::{ArtifactOptions, ArtifactSource, HostError, LimitOverrides, RunOptions, Tier};
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The artifact to run: a file, system:/path, user:/path, or `-` for
-    /// source on stdin (untrusted; needs --lang).
-    pub file: PathBuf,
-    /// Language (js, python, ...); by default from the file extension.
-    #[arg(long)]
-    pub lang: Option<String>,
+/// The limit flags of `llmos run` and `llmos batch` (per run, per job).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
     /// Fuel budget (deterministic CPU units), or `none` for an un-metered run.
     #[arg(long, value_name = "N")]
     pub fuel: Option<String>,
@@ -32,6 +27,30 @@ pub struct RunArgs {
     /// Limit on captured stdout, stderr and log bytes (each), e.g. 1MiB.
     #[arg(long, value_name = "SIZE")]
     pub output_limit: Option<String>,
+}
+
+impl LimitArgs {
+    /// The overrides these flags ask for (checked).
+    pub fn overrides(&self) -> Result<LimitOverrides, HostError> {
+        LimitOverrides::parse(
+            self.fuel.as_deref(),
+            self.memory.as_deref(),
+            self.timeout.as_deref(),
+            self.output_limit.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The artifact to run: a file, system:/path, user:/path, or `-` for
+    /// source on stdin (untrusted; needs --lang).
+    pub file: PathBuf,
+    /// Language (js, python, ...); by default from the file extension.
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Artifact id: names its storage namespace and appears in logs
     /// (default: the artifact's canonical path).
     #[arg(long)]
@@ -57,12 +76,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn run_options(&self) -> Result<RunOptions, HostError> {
-        let limits = LimitOverrides::parse(
-            self.fuel.as_deref(),
-            self.memory.as_deref(),
-            self.timeout.as_deref(),
-            self.output_limit.as_deref(),
-        )?;
+        let limits = self.limits.overrides()?;
         Ok(RunOptions {
             limits,
             seed: self.seed,
