@@ -20,7 +20,7 @@ STAMPS      := $(ROOT)/target/stamps
 LLMOS       := $(CARGO_TARGET_DIR)/release/llmos
 PREINIT     := $(CARGO_TARGET_DIR)/release/llmos-preinit
 
-APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch
+APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch redis-server
 COMPONENTIZE_PY     := componentize-py==0.25.1
 SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -3,6 +3,7 @@
 //! Run with `make test` (which builds the guests first).
 
 mod batch;
+mod batch_redis;
 mod boot;
 mod cache;
 mod cli;

@@ -15,6 +15,8 @@
 mod exec;
 mod job;
 mod log;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod result;
 
 use std::collections::VecDeque;
@@ -206,12 +208,7 @@ async fn run_one(
     let Some(budget) = &opts.budget else {
         return executor.execute(slot, job.clone(), None).await;
     };
-    // The job's own fuel (or the batch's, or the default) is what it asks
-    // of the budget; a job asking for no limit asks for the default.
-    let want = match job.limits.overrides() {
-        Ok(o) => o.fuel.flatten().unwrap_or(limits::DEFAULT_FUEL),
-        Err(_) => limits::DEFAULT_FUEL,
-    };
+    let want = fuel_wanted(job);
     let granted = budget.reserve(want).await;
     if granted == 0 {
         return JobResult::without_run(&job.id, NOT_RUN, "the batch's fuel budget is spent", "");
@@ -223,6 +220,15 @@ async fn run_one(
         r.set("fuel_granted", granted);
     }
     r
+}
+
+/// What a job asks of a fuel budget: its own fuel limit (batch limits
+/// filled in), or the default when it sets none or asks for no limit.
+fn fuel_wanted(job: &Job) -> u64 {
+    match job.limits.overrides() {
+        Ok(o) => o.fuel.flatten().unwrap_or(limits::DEFAULT_FUEL),
+        Err(_) => limits::DEFAULT_FUEL,
+    }
 }
 
 /// `job`'s limits, with `defaults` where it sets none.

@@ -53,6 +53,47 @@ pub struct BatchArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Run the jobs on `llmos worker`s through Redis Streams at this URL
+    /// (e.g. redis://10.0.0.5:6379) instead of local worker processes.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// With --redis: the batch's id (default: a new random id). The same id
+    /// again continues that batch: jobs with a result in Redis are not run
+    /// again.
+    #[arg(long, value_name = "ID", requires = "redis")]
+    pub batch_id: Option<String>,
+    /// With --redis: prefix of every key.
+    #[arg(long, value_name = "PREFIX", default_value = batch::redis::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    #[command(flatten)]
+    pub repair: RepairArgs,
+}
+
+/// Flags of `llmos worker`.
+#[derive(Debug, Args)]
+pub struct RedisWorkerArgs {
+    /// Redis URL, e.g. redis://10.0.0.5:6379.
+    #[arg(long, value_name = "URL")]
+    pub redis: String,
+    /// Key prefix (as given to `llmos batch --redis-prefix`).
+    #[arg(long, value_name = "PREFIX", default_value = batch::redis::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Worker processes on this machine (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Jobs in flight per worker process.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub per_worker: usize,
+    /// Take over a job another worker has held this long without a result;
+    /// keep it above the jobs' timeouts.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub reclaim_after: String,
+    /// Name in the consumer group (default: host:pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Save each job's pictures and documents under DIR/<job id>.
+    #[arg(long, value_name = "DIR")]
+    pub outputs: Option<PathBuf>,
     #[command(flatten)]
     pub repair: RepairArgs,
 }
@@ -121,8 +162,8 @@ async fn run_async(
         output_limit: l.output_limit.clone().map(Into::into),
     };
     // `--budget-fuel none` is no budget.
-    let budget = match &args.budget_fuel {
-        Some(b) => parse_fuel(b)?.map(|total| Arc::new(LocalBudget::new(total))),
+    let budget_total = match &args.budget_fuel {
+        Some(b) => parse_fuel(b)?,
         None => None,
     };
     if let Some(t) = &args.repair.fix_budget_time {
@@ -159,38 +200,46 @@ async fn run_async(
         errln!("llmos: resuming: {skipped} of {total} jobs already have results");
     }
 
-    let workers = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, 256);
-    let exe = std::env::current_exe().map_err(|source| HostError::System {
-        what: "cannot find the llmos executable to start workers",
-        source,
-    })?;
-    let mut worker_args = Vec::new();
-    if let Some(c) = &config {
-        worker_args.extend(["--config".to_string(), c.display().to_string()]);
-    }
-    worker_args.push("batch-worker".into());
-    if let Some(o) = &args.outputs {
-        worker_args.extend(["--outputs".to_string(), o.display().to_string()]);
-    }
-    worker_args.extend(repair.to_args());
-    let pool = Arc::new(ProcessPool::new(
-        &exe,
-        worker_args,
-        workers,
-        args.per_worker,
-    ));
-
-    let mut running = batch::submit(
-        pool.clone(),
-        jobs,
-        BatchOptions {
-            limits,
-            budget: budget.map(|b| b as Arc<dyn batch::FuelBudget>),
-        },
-    );
+    let options = BatchOptions {
+        limits,
+        budget: None,
+    };
+    let (mut running, pool) = match &args.redis {
+        Some(url) => {
+            if repair.fix {
+                return Err(HostError::Usage(
+                    "with --redis, repairs are the workers' job: pass --fix to `llmos worker`"
+                        .into(),
+                ));
+            }
+            let target = batch::redis::RedisTarget {
+                url: url.clone(),
+                prefix: args.redis_prefix.clone(),
+            };
+            let id = args
+                .batch_id
+                .clone()
+                .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+            errln!("llmos: batch {id}: {} jobs submitted to {url}", jobs.len());
+            let b = batch::redis::submit(&target, &id, jobs, &options, budget_total).await?;
+            (b, None)
+        }
+        None => {
+            let pool = Arc::new(worker_pool(
+                config.as_deref(),
+                args.jobs,
+                args.per_worker,
+                args.outputs.as_deref(),
+                &repair,
+            )?);
+            let options = BatchOptions {
+                budget: budget_total
+                    .map(|t| Arc::new(LocalBudget::new(t)) as Arc<dyn batch::FuelBudget>),
+                ..options
+            };
+            (batch::submit(pool.clone(), jobs, options), Some(pool))
+        }
+    };
     let cancel = running.canceller();
     let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -241,7 +290,9 @@ async fn run_async(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    pool.shutdown().await;
+    if let Some(pool) = pool {
+        pool.shutdown().await;
+    }
     if let Some(e) = host_error {
         return Err(e);
     }
@@ -383,4 +434,85 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// A pool of `llmos batch-worker` processes (one per core by default).
+fn worker_pool(
+    config: Option<&std::path::Path>,
+    jobs: Option<usize>,
+    per_worker: usize,
+    outputs: Option<&std::path::Path>,
+    repair: &RepairArgs,
+) -> Result<ProcessPool, HostError> {
+    let workers = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let exe = std::env::current_exe().map_err(|source| HostError::System {
+        what: "cannot find the llmos executable to start workers",
+        source,
+    })?;
+    let mut args = Vec::new();
+    if let Some(c) = config {
+        args.extend(["--config".to_string(), c.display().to_string()]);
+    }
+    args.push("batch-worker".into());
+    if let Some(o) = outputs {
+        args.extend(["--outputs".to_string(), o.display().to_string()]);
+    }
+    args.extend(repair.to_args());
+    Ok(ProcessPool::new(&exe, args, workers, per_worker))
+}
+
+/// `llmos worker --redis URL`: run jobs from Redis until SIGTERM or
+/// Ctrl-C, then finish the jobs in flight and exit.
+pub fn redis_worker(args: RedisWorkerArgs, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
+    let reclaim_after = llmos::limits::parse_duration(&args.reclaim_after)?;
+    let rt = super::async_runtime()?;
+    rt.block_on(async move {
+        let pool = Arc::new(worker_pool(
+            config.as_deref(),
+            args.jobs,
+            args.per_worker,
+            args.outputs.as_deref(),
+            &args.repair,
+        )?);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut term) = signal(SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                errln!("llmos: worker stopping: finishing the jobs in flight");
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            });
+        }
+        let target = batch::redis::RedisTarget {
+            url: args.redis.clone(),
+            prefix: args.redis_prefix.clone(),
+        };
+        let opts = batch::redis::WorkerOptions {
+            consumer: args
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", hostname(), std::process::id())),
+            reclaim_after,
+        };
+        errln!(
+            "llmos: worker {} consuming jobs from {} ({} processes × {} jobs)",
+            opts.consumer,
+            args.redis,
+            pool.workers(),
+            args.per_worker
+        );
+        let result = batch::redis::run_worker(&target, pool.clone(), opts, stop).await;
+        pool.shutdown().await;
+        result?;
+        Ok(ExitCode::SUCCESS)
+    })
 }

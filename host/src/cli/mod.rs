@@ -71,6 +71,9 @@ pub enum Command {
     /// Run many artifacts, each in a fresh sandbox under its limits, on a
     /// pool of worker processes; results as JSON lines, then a summary.
     Batch(Box<batch::BatchArgs>),
+    /// Run batch jobs from Redis Streams (submitted by `llmos batch --redis`)
+    /// on this machine's cores, until SIGTERM.
+    Worker(Box<batch::RedisWorkerArgs>),
     /// Serve batch jobs on stdin/stdout (started by `llmos batch`).
     #[command(hide = true)]
     BatchWorker(batch::WorkerArgs),
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args, cli.verbose, cli.config),
         Command::Batch(args) => batch::run(*args, cli.verbose, cli.config),
         Command::BatchWorker(args) => batch::worker(args, cli.config),
+        Command::Worker(args) => batch::redis_worker(*args, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
@@ -201,6 +205,7 @@ fn init_tracing(verbose: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
