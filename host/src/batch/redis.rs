@@ -332,9 +332,14 @@ pub async fn run_worker(
     let mut next_reclaim = Instant::now();
     let reclaim_ms = opts.reclaim_after.as_millis().max(1) as u64;
     while !stop.load(Ordering::Acquire) {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Ok(first) = permits.clone().acquire_owned().await else {
             break;
         };
+        // As many jobs as there are free lanes, in one read.
+        let mut held = vec![first];
+        while let Ok(p) = permits.clone().try_acquire_owned() {
+            held.push(p);
+        }
         // First any job a dead worker left, then new ones.
         let mut entries: Vec<(String, Vec<String>)> = Vec::new();
         if Instant::now() >= next_reclaim {
@@ -346,15 +351,15 @@ pub async fn run_worker(
                     .arg(reclaim_ms)
                     .arg(&cursor)
                     .arg("COUNT")
-                    .arg(1)
+                    .arg(held.len())
                     .query_async(&mut reader)
                     .await
                     .map_err(&e)?;
             if next == "0-0" && claimed.is_empty() {
                 next_reclaim = Instant::now() + opts.reclaim_after / 4;
             }
-            if !claimed.is_empty() {
-                tracing::warn!(entry = %claimed[0].0, "taking over a job from a worker that stopped answering");
+            for (entry, _) in &claimed {
+                tracing::warn!(entry = %entry, "taking over a job from a worker that stopped answering");
             }
             cursor = next;
             entries = claimed;
@@ -366,7 +371,7 @@ pub async fn run_worker(
                 .arg(GROUP)
                 .arg(&opts.consumer)
                 .arg("COUNT")
-                .arg(1)
+                .arg(held.len())
                 .arg("BLOCK")
                 .arg(500)
                 .arg("STREAMS")
@@ -381,33 +386,33 @@ pub async fn run_worker(
                 .flat_map(|(_, es)| es)
                 .collect();
         }
-        let Some((entry, fields)) = entries.into_iter().next() else {
-            continue;
-        };
-        let slot = free_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or(0);
-        let (executor, mut ops, prefix, jobs_key, slots) = (
-            executor.clone(),
-            ops.clone(),
-            target.prefix.clone(),
-            jobs_key.clone(),
-            free_slots.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(err) = handle(
-                &mut ops, &*executor, slot, &prefix, &jobs_key, &entry, &fields,
-            )
-            .await
-            {
-                // Not acknowledged: another worker (or this one) takes it over.
-                tracing::error!(entry = %entry, "a job could not be finished: {err}");
-            }
-            slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
-            drop(permit);
-        });
+        // Lanes left over go back when `held` is dropped.
+        for ((entry, fields), permit) in entries.into_iter().zip(held.drain(..)) {
+            let slot = free_slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or(0);
+            let (executor, mut ops, prefix, jobs_key, slots) = (
+                executor.clone(),
+                ops.clone(),
+                target.prefix.clone(),
+                jobs_key.clone(),
+                free_slots.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(err) = handle(
+                    &mut ops, &*executor, slot, &prefix, &jobs_key, &entry, &fields,
+                )
+                .await
+                {
+                    // Not acknowledged: another worker (or this one) takes it over.
+                    tracing::error!(entry = %entry, "a job could not be finished: {err}");
+                }
+                slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+                drop(permit);
+            });
+        }
     }
     // Drain: wait until every job in flight has returned its permit.
     let _all = permits.acquire_many(lanes as u32).await;
