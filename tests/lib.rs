@@ -36,6 +36,7 @@ pub fn test_config() -> RuntimeConfig {
         cache_dir: repo().join("target").join("test-cache"),
         data_dir: test_data_dir(),
         quotas: Default::default(),
+        instance_pool: None,
     }
 }
 

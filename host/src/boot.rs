@@ -110,6 +110,9 @@ pub struct BootOptions {
     pub data_dir: Option<PathBuf>,
     /// The kernel APIs' quotas (default [`Quotas::default`]).
     pub quotas: Option<Quotas>,
+    /// Make sandboxes from an instance pool of this size (see
+    /// [`InstancePool`](crate::engine::InstancePool)).
+    pub instance_pool: Option<crate::engine::InstancePool>,
 }
 
 /// A receiver of boot events.
@@ -202,6 +205,7 @@ fn runtime_config(opts: &BootOptions, config: &Config) -> RuntimeConfig {
         ),
         data_dir: pick(&opts.data_dir, "LLMOS_DATA_DIR", c, defaults.data_dir),
         quotas: opts.quotas.clone().unwrap_or(defaults.quotas),
+        instance_pool: opts.instance_pool,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct RuntimeConfig {
     pub data_dir: PathBuf,
     /// The kernel APIs' quotas, handed to each kernel module per run.
     pub quotas: Quotas,
+    /// Make sandboxes from an instance pool (default: fresh mappings).
+    pub instance_pool: Option<InstancePool>,
 }
 
 impl Default for RuntimeConfig {
@@ -47,6 +49,7 @@ impl Default for RuntimeConfig {
             cache_dir: crate::paths::cache_dir(),
             data_dir: crate::paths::data_dir(),
             quotas: Quotas::default(),
+            instance_pool: None,
         }
     }
 }
@@ -152,8 +155,47 @@ struct RuntimeInner {
     quotas: Arc<Quotas>,
 }
 
+/// Sandboxes made from a pool of pre-reserved instance slots instead of
+/// fresh mappings: memories, tables and async stacks are reset in place
+/// (their first pages kept resident), which makes a fresh sandbox much
+/// cheaper. The pool bounds how many sandboxes an engine has at once, so it
+/// suits a process whose concurrency is bounded, like a batch worker; one
+/// run too many fails with [`HostError::Busy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstancePool {
+    /// Sandboxes alive at once, per engine.
+    pub sandboxes: u32,
+}
+
+impl InstancePool {
+    fn config(self) -> wasmtime::PoolingAllocationConfig {
+        let n = self.sandboxes.max(1);
+        let mut p = wasmtime::PoolingAllocationConfig::default();
+        p.total_component_instances(n)
+            .total_core_instances(n * limits::POOL_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(n * limits::POOL_MEMORIES_PER_COMPONENT)
+            .total_tables(n * limits::POOL_TABLES_PER_COMPONENT)
+            .total_stacks(n)
+            .max_core_instances_per_component(limits::POOL_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(limits::POOL_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(limits::POOL_TABLES_PER_COMPONENT)
+            .table_elements(limits::POOL_TABLE_ELEMENTS)
+            // Any memory limit a run may set (wasm32: 4 GiB).
+            .max_memory_size(1 << 32)
+            .linear_memory_keep_resident(limits::POOL_MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(limits::POOL_KEEP_RESIDENT)
+            .async_stack_keep_resident(limits::POOL_KEEP_RESIDENT);
+        p
+    }
+}
+
 /// The Wasmtime configuration shared by both engines; only fuel differs.
 pub fn engine_config(metered: bool) -> Config {
+    engine_config_with(metered, None)
+}
+
+/// [`engine_config`], with sandboxes from `pool` when given.
+pub fn engine_config_with(metered: bool, pool: Option<InstancePool>) -> Config {
     let mut c = Config::new();
     c.consume_fuel(metered)
         .epoch_interruption(true)
@@ -161,6 +203,9 @@ pub fn engine_config(metered: bool) -> Config {
         .async_stack_size(limits::ASYNC_STACK)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .parallel_compilation(true);
+    if let Some(pool) = pool {
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool.config()));
+    }
     c
 }
 
@@ -279,7 +324,7 @@ impl RuntimeInner {
         if let Some(s) = cell.get() {
             return Ok(s);
         }
-        let engine = Engine::new(&engine_config(metered))?;
+        let engine = Engine::new(&engine_config_with(metered, self.config.instance_pool))?;
         let ticker = EpochTicker::start(&engine).map_err(|source| HostError::System {
             what: "cannot start the epoch ticker thread",
             source,
@@ -456,6 +501,10 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
                 _ if memory_denied => (Status::MemoryLimit, None, Some(error), None),
                 _ => (Status::Error, None, Some(error), None),
             }
+        }
+        // A full instance pool is the host's limit, not the artifact's doing.
+        Ok(Err(err)) if err.is::<wasmtime::PoolConcurrencyLimitError>() => {
+            return Err(HostError::Busy(err.to_string()));
         }
         Ok(Err(err)) => {
             let trap = TrapInfo {

@@ -69,6 +69,10 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    /// Every sandbox slot of the instance pool is in use; try again later.
+    #[error("the host is busy: {0}")]
+    Busy(String),
+
     /// An engine error outside any run.
     #[error("wasmtime: {0:#}")]
     Wasmtime(wasmtime::Error),

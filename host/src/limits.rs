@@ -83,6 +83,22 @@ pub const MAX_WASM_STACK: usize = 16 << 20;
 pub const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 /// Maximum table elements (the Python component needs ~64 K).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Table elements of one table slot in the instance pool (see
+/// [`InstancePool`](crate::engine::InstancePool)); a guest whose tables need
+/// more cannot be instantiated from a pool. The Python component needs ~64 K.
+pub const POOL_TABLE_ELEMENTS: usize = 1 << 17;
+/// Bytes of a pooled linear memory reset with `memset` and kept resident
+/// between sandboxes (the rest is returned with `madvise`).
+pub const POOL_MEMORY_KEEP_RESIDENT: usize = 32 << 20;
+/// Bytes of a pooled table, and of a pooled async stack, kept resident.
+pub const POOL_KEEP_RESIDENT: usize = 1 << 20;
+/// Core instances, memories and tables one pooled component may have.
+pub const POOL_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Memories one pooled component may have.
+pub const POOL_MEMORIES_PER_COMPONENT: u32 = 8;
+/// Tables one pooled component may have.
+pub const POOL_TABLES_PER_COMPONENT: u32 = 32;
+
 /// Maximum instances / tables / memories per store.
 pub const MAX_INSTANCES: usize = 64;
 /// Maximum tables per store.

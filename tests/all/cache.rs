@@ -27,6 +27,7 @@ impl Scratch {
             system_volume: test_config().system_volume,
             data_dir: dir.path().join("data"),
             quotas: Default::default(),
+            instance_pool: None,
         };
         Scratch { _dir: dir, config }
     }

@@ -16,6 +16,7 @@ mod hostile_cli;
 mod javascript;
 mod limits;
 mod llm;
+mod pool;
 mod python;
 mod quantum;
 mod sandbox;

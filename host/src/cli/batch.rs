@@ -133,6 +133,9 @@ impl RepairArgs {
 /// Flags of the hidden `llmos batch-worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Jobs the coordinator keeps in flight here: sizes the instance pool.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub per_worker: usize,
     /// Save outputs under DIR/<job id>.
     #[arg(long, value_name = "DIR")]
     pub outputs: Option<PathBuf>,
@@ -388,7 +391,15 @@ pub fn worker(args: WorkerArgs, config: Option<PathBuf>) -> Result<ExitCode, Hos
             source,
         })?;
     rt.block_on(async move {
-        let llmos = Arc::new(super::boot_lazy(config, false, false).await?);
+        // Jobs in flight are bounded, so sandboxes come from a pool: reset
+        // in place instead of mapped and unmapped per job (twice the jobs,
+        // so a job on each engine always finds a slot).
+        let sandboxes = u32::try_from(args.per_worker.clamp(1, 1024) * 2).unwrap_or(8);
+        let opts = llmos::BootOptions {
+            instance_pool: Some(llmos::engine::InstancePool { sandboxes }),
+            ..Default::default()
+        };
+        let llmos = Arc::new(super::boot_lazy_with(opts, config, false, false).await?);
         let repair = if args.repair.fix {
             match llmos.llm_provider(&args.repair.llm.overrides())? {
                 Some(provider) => Some(batch::Repair {
@@ -455,7 +466,11 @@ fn worker_pool(
     if let Some(c) = config {
         args.extend(["--config".to_string(), c.display().to_string()]);
     }
-    args.push("batch-worker".into());
+    args.extend([
+        "batch-worker".into(),
+        "--per-worker".into(),
+        per_worker.to_string(),
+    ]);
     if let Some(o) = outputs {
         args.extend(["--outputs".to_string(), o.display().to_string()]);
     }

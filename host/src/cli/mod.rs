@@ -177,12 +177,22 @@ pub(crate) async fn boot_lazy(
     verbose: bool,
     progress: bool,
 ) -> Result<Llmos, HostError> {
+    boot_lazy_with(BootOptions::default(), config, verbose, progress).await
+}
+
+/// [`boot_lazy`] from `opts` (for the settings a front end adds).
+pub(crate) async fn boot_lazy_with(
+    opts: BootOptions,
+    config: Option<PathBuf>,
+    verbose: bool,
+    progress: bool,
+) -> Result<Llmos, HostError> {
     use llmos::boot::BootEvent;
     let opts = BootOptions {
         config,
         languages: Some(Vec::new()),
         runtime_events: Some(std::sync::Arc::new(compile_progress(progress))),
-        ..Default::default()
+        ..opts
     };
     Llmos::boot(&opts, &move |e: &BootEvent| {
         if let (true, BootEvent::Done { stage, ms, detail }) = (verbose, e) {
