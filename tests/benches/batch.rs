@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use llmos_tests::{llmos_command, scratch_data_dir};
+use llmos_tests::{RedisServer, llmos_command, scratch_data_dir};
 
 fn quick() -> bool {
     std::env::var_os("LLMOS_BENCH_QUICK").is_some()
@@ -71,25 +71,21 @@ struct BatchRun {
 
 /// One whole `llmos batch` process over `input`; artifacts per second.
 fn batch_once(input: &Path, workers: usize, data: &Path, n: usize) -> BatchRun {
+    batch_with(input, &["-j", &workers.to_string()], data, n)
+}
+
+fn batch_with(input: &Path, extra: &[&str], data: &Path, n: usize) -> BatchRun {
     let out = data.join("results.jsonl");
     let _ = std::fs::remove_file(&out);
     let start = Instant::now();
-    let mut child = llmos_command(
-        &[
-            "batch",
-            input.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "-j",
-            &workers.to_string(),
-            "--json",
-        ],
-        data,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn llmos batch");
+    let (input, out_s) = (input.display().to_string(), out.display().to_string());
+    let mut args = vec!["batch", input.as_str(), "--out", out_s.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let mut child = llmos_command(&args, data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn llmos batch");
     let pid = child.id();
     let (mut coord, mut worker) = (0, 0);
     loop {
@@ -297,6 +293,34 @@ fn main() {
         &format!("batch: {n_mixed} mixed artifacts (10% failing), {cores} workers"),
         format!("{:.0} /s", mixed.rate),
         "loops, strings, JSON, kernel storage; half JS, half Python".into(),
+    );
+    // The same JS corpus through Redis Streams: one `llmos worker` with
+    // `cores` processes, on this machine.
+    let redis = RedisServer::start();
+    let mut worker = llmos_command(
+        &["worker", "--redis", &redis.url, "-j", &cores.to_string()],
+        &data,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn llmos worker");
+    let runs: Vec<f64> = (0..reps)
+        .map(|_| batch_with(&js_dir, &["--redis", &redis.url], &data, n_js).rate)
+        .collect();
+    let via_redis = median(runs);
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let _ = worker.wait();
+    row(
+        &format!("batch --redis: {n_js} trivial JS, 1 worker × {cores} processes"),
+        format!("{via_redis:.0} /s"),
+        format!(
+            "local batch: {:.0} /s → {:.2}×",
+            js2.rate,
+            via_redis / js2.rate
+        ),
     );
     row(
         "peak RSS: coordinator / one worker",
