@@ -436,3 +436,67 @@ fn a_hundred_bombs_never_disturb_a_thousand_good_jobs() {
     let s = summary(&m);
     assert_eq!(s["statuses"]["ok"], 1000);
 }
+
+#[test]
+fn fix_repairs_failing_jobs_through_the_llm() {
+    use llmos_tests::fake_llm::{FakeLlm, Reply};
+    const BROKEN: &str =
+        "const total = [1, 2, 3].reduce((a, b) => a + b, 0);\nconsole.log(totl);\n";
+    const FIXED: &str =
+        "const total = [1, 2, 3].reduce((a, b) => a + b, 0);\nconsole.log(total);\n";
+    let answer = || Reply::text(format!("The name was misspelt:\n\n```js\n{FIXED}```\n"));
+    let fake = FakeLlm::start(vec![answer(), answer()]);
+    let d = scratch("fix");
+    let manifest = d.join("jobs.jsonl");
+    let mut lines: Vec<Value> = (0..3)
+        .map(|i| serde_json::json!({"id": format!("good{i}"), "language": "js", "source": format!("console.log({i})")}))
+        .collect();
+    for i in 0..2 {
+        lines.push(serde_json::json!({"id": format!("broken{i}"), "language": "js", "source": BROKEN, "expect_stdout": "6\n"}));
+    }
+    jsonl(&manifest, &lines);
+    let out = d.join("r.jsonl");
+    let (m, o) = (manifest.display().to_string(), out.display().to_string());
+    let run = llmos_command(
+        &[
+            "batch",
+            &m,
+            "--out",
+            &o,
+            "--json",
+            "-j",
+            "1",
+            "--per-worker",
+            "1",
+            "--fix",
+        ],
+        &d,
+    )
+    .env("LLMOS_LLM_PROVIDER", "openai")
+    .env("LLMOS_LLM_URL", fake.url())
+    .env("LLMOS_LLM_MODEL", "test-model")
+    .env("OPENAI_API_KEY", "sk-test-batch")
+    .output()
+    .expect("batch");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rs = by_id(&results(&out));
+    for i in 0..2 {
+        let r = &rs[&format!("broken{i}")];
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["stdout"], "6\n", "{r}");
+        assert_eq!(r["supervisor"]["repairs"], 1, "{r}");
+        let code = r["supervisor"]["code"].as_str().expect("fixed code");
+        assert!(code.contains("console.log(total)"), "{code}");
+    }
+    for i in 0..3 {
+        let r = &rs[&format!("good{i}")];
+        assert_eq!(r["status"], "ok");
+        assert_eq!(r["supervisor"]["repairs"], 0, "{r}");
+    }
+    assert_eq!(fake.requests().len(), 2, "one repair per broken job");
+}
