@@ -184,7 +184,10 @@ impl InstancePool {
             .max_memory_size(1 << 32)
             .linear_memory_keep_resident(limits::POOL_MEMORY_KEEP_RESIDENT)
             .table_keep_resident(limits::POOL_KEEP_RESIDENT)
-            .async_stack_keep_resident(limits::POOL_KEEP_RESIDENT);
+            .async_stack_keep_resident(limits::POOL_KEEP_RESIDENT)
+            // Linux ≥ 6.7: reset only the pages a run dirtied (elsewhere,
+            // and on older kernels, the whole resident region).
+            .pagemap_scan(wasmtime::Enabled::Auto);
         p
     }
 }
