@@ -188,9 +188,15 @@ fn malformed_lines_are_reported_with_their_line_and_skipped() {
 
 #[test]
 fn the_fuel_budget_holds_across_the_batch() {
-    let d = scratch("budget");
+    assert_budget_holds(&scratch("budget"), &[]);
+}
+
+/// 40 jobs of a few million fuel each against a budget of about ten and a
+/// half runs, with `extra` flags (`--redis URL` runs it on Redis workers):
+/// consumption stays within the budget, about ten jobs run, the rest are
+/// `not_run` with the reason.
+pub(crate) fn assert_budget_holds(d: &Path, extra: &[&str]) {
     let manifest = d.join("jobs.jsonl");
-    // Each job spends a few million fuel; the budget covers about ten.
     let lines: Vec<Value> = (0..40)
         .map(|i| {
             serde_json::json!({
@@ -204,23 +210,16 @@ fn the_fuel_budget_holds_across_the_batch() {
     let probe = d.join("probe.jsonl");
     jsonl(&probe, &lines[..1]);
     let out = d.join("probe-r.jsonl");
-    batch_into(&probe, &out, &[], &d);
+    let m = batch_into(&probe, &out, extra, d);
+    assert_eq!(m.code, Some(0), "the probe runs");
     let one = results(&out)[0]["fuel_consumed"].as_u64().expect("fuel");
     let budget = one * 10 + one / 2;
 
     let out = d.join("r.jsonl");
-    let m = batch_into(
-        &manifest,
-        &out,
-        &[
-            "--budget-fuel",
-            &budget.to_string(),
-            "--fuel",
-            &(one * 2).to_string(),
-            "--json",
-        ],
-        &d,
-    );
+    let (budget_s, fuel_s) = (budget.to_string(), (one * 2).to_string());
+    let mut args = vec!["--budget-fuel", &budget_s, "--fuel", &fuel_s, "--json"];
+    args.extend_from_slice(extra);
+    let m = batch_into(&manifest, &out, &args, d);
     assert_eq!(m.code, Some(1), "not_run jobs are failures");
     let rs = results(&out);
     assert_eq!(rs.len(), 40, "every job has a result");

@@ -151,82 +151,9 @@ fn a_sigkilled_worker_loses_no_job_and_duplicates_none() {
 fn the_fuel_budget_holds_across_workers() {
     let redis = RedisServer::start();
     let d = scratch("budget");
-    let job = |i: usize| {
-        serde_json::json!({
-            "id": format!("j{i}"),
-            "language": "javascript",
-            "source": "let s = 0; for (let i = 0; i < 200000; i++) s += i; s",
-        })
-    };
     let mut a = worker(&redis, "worker-a", &d);
     let mut b = worker(&redis, "worker-b", &d);
-    let probe = d.join("probe.jsonl");
-    manifest(&probe, &[job(999)]);
-    let pout = d.join("probe-r.jsonl");
-    let st = llmos_command(
-        &[
-            "batch",
-            "--redis",
-            &redis.url,
-            probe.to_str().expect("utf-8"),
-            "--out",
-            pout.to_str().expect("utf-8"),
-        ],
-        &d,
-    )
-    .output()
-    .expect("probe");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let one = results(&pout)["j999"]["fuel_consumed"]
-        .as_u64()
-        .expect("fuel");
-    let budget = one * 10 + one / 2;
-
-    let m = d.join("jobs.jsonl");
-    manifest(&m, &(0..40).map(job).collect::<Vec<_>>());
-    let out = d.join("r.jsonl");
-    let st = llmos_command(
-        &[
-            "batch",
-            "--redis",
-            &redis.url,
-            m.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--budget-fuel",
-            &budget.to_string(),
-            "--fuel",
-            &(one * 2).to_string(),
-            "--json",
-        ],
-        &d,
-    )
-    .output()
-    .expect("batch");
-    assert_eq!(
-        st.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let rs = results(&out);
-    assert_eq!(rs.len(), 40);
-    let used: u64 = rs
-        .values()
-        .filter_map(|r| r["fuel_consumed"].as_u64())
-        .sum();
-    assert!(used <= budget, "used {used} of {budget}");
-    let ok = rs.values().filter(|r| r["status"] == "ok").count();
-    assert!(
-        (9..=11).contains(&ok),
-        "{ok} ok with a budget of ~10.5 runs"
-    );
-    let not_run = rs.values().filter(|r| r["status"] == "not_run").count();
-    assert!(not_run >= 28, "{not_run}");
+    super::batch::assert_budget_holds(&d, &["--redis", &redis.url]);
     for w in [&mut a, &mut b] {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &w.id().to_string()])

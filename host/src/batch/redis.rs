@@ -254,8 +254,7 @@ async fn collect(
                 .map_err(&e)?;
             told = true;
         }
-        type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
-        let reply: Reply = redis::cmd("XREAD")
+        let reply: ReadReply = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(512)
             .arg("BLOCK")
@@ -294,6 +293,11 @@ async fn collect(
     }
     Ok(())
 }
+
+/// Stream entries as Redis returns them: id, then fields and values.
+type Entries = Vec<(String, Vec<String>)>;
+/// An `XREAD`/`XREADGROUP` reply: per stream, its entries (nil on timeout).
+type ReadReply = Option<Vec<(String, Entries)>>;
 
 fn field<'a>(fields: &'a [String], name: &str) -> Option<&'a str> {
     fields
@@ -341,9 +345,9 @@ pub async fn run_worker(
             held.push(p);
         }
         // First any job a dead worker left, then new ones.
-        let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+        let mut entries: Entries = Vec::new();
         if Instant::now() >= next_reclaim {
-            let (next, claimed, _deleted): (String, Vec<(String, Vec<String>)>, Vec<String>) =
+            let (next, claimed, _deleted): (String, Entries, Vec<String>) =
                 redis::cmd("XAUTOCLAIM")
                     .arg(&jobs_key)
                     .arg(GROUP)
@@ -365,8 +369,7 @@ pub async fn run_worker(
             entries = claimed;
         }
         if entries.is_empty() {
-            type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
-            let reply: Reply = redis::cmd("XREADGROUP")
+            let reply: ReadReply = redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(GROUP)
                 .arg(&opts.consumer)

@@ -175,14 +175,12 @@ async fn run_async(
 
     let llmos = super::boot_lazy(config.clone(), verbose, !args.json).await?;
     let mut repair = args.repair.clone();
-    if repair.fix {
-        if llmos.llm_provider(&repair.llm.overrides())?.is_none() {
-            errln!(
-                "llmos: --fix needs an LLM provider; failing jobs are not repaired.\n{}",
-                llmos::supervisor::llm::HOW_TO_CONFIGURE
-            );
-            repair.fix = false;
-        }
+    if repair.fix && llmos.llm_provider(&repair.llm.overrides())?.is_none() {
+        errln!(
+            "llmos: --fix needs an LLM provider; failing jobs are not repaired.\n{}",
+            llmos::supervisor::llm::HOW_TO_CONFIGURE
+        );
+        repair.fix = false;
     }
     let inputs = Inputs::read(&args.inputs, llmos.languages())?;
     for p in &inputs.problems {
