@@ -48,7 +48,10 @@ pub const DEFAULT_PREFIX: &str = "llmos";
 /// How long a finished batch's keys are kept, seconds.
 pub const BATCH_TTL_SECS: u64 = 7 * 24 * 3600;
 
+/// Before a job runs: -3 if its batch was cancelled, -1 without a budget,
+/// -2 to wait for other reservations, else the fuel granted (0: spent).
 const RESERVE: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
 local r = redis.call('GET', KEYS[1])
 if not r then return -1 end
 r = tonumber(r)
@@ -68,6 +71,8 @@ if g > 0 then redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', g)) end
 return g
 ";
 
+/// After a job: settle its reservation, record its result unless it has
+/// one, and acknowledge (and delete) its entry; 1 if recorded.
 const FINISH: &str = r"
 local g = redis.call('HGET', KEYS[4], ARGV[1])
 if g then
@@ -75,12 +80,20 @@ if g then
   local unused = tonumber(g) - tonumber(ARGV[3])
   if unused > 0 then redis.call('INCRBY', KEYS[3], string.format('%.0f', unused)) end
 end
+local recorded = 0
 if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 1 then
   redis.call('XADD', KEYS[2], '*', 'result', ARGV[2])
-  return 1
+  recorded = 1
 end
-return 0
+redis.call('XACK', KEYS[5], ARGV[4], ARGV[5])
+redis.call('XDEL', KEYS[5], ARGV[5])
+return recorded
 ";
+
+static RESERVE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(RESERVE));
+static FINISH_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(FINISH));
 
 fn redis_error(what: &'static str) -> impl Fn(redis::RedisError) -> HostError {
     move |e| HostError::System {
@@ -454,62 +467,53 @@ async fn handle(
             return ack(con).await.map_err(&e);
         }
     };
-    let cancelled: bool = redis::cmd("EXISTS")
-        .arg(&keys.cancelled)
-        .query_async(con)
-        .await
-        .map_err(&e)?;
-    let mut result = if cancelled {
-        JobResult::without_run(&job.id, NOT_RUN, CANCELLED, "")
-    } else {
-        let want = fuel_wanted(&job);
-        let mut granted = None;
-        loop {
-            let g: i64 = redis::Script::new(RESERVE)
-                .key(&keys.budget)
-                .key(&keys.held)
-                .arg(&job.id)
-                .arg(want)
-                .invoke_async(con)
-                .await
-                .map_err(&e)?;
-            match g {
-                -1 => break,
-                -2 => tokio::time::sleep(Duration::from_millis(20)).await,
-                g => {
-                    granted = Some(u64::try_from(g).unwrap_or(0));
-                    break;
-                }
-            }
+    let want = fuel_wanted(&job);
+    let granted = loop {
+        let g: i64 = RESERVE_SCRIPT
+            .key(&keys.budget)
+            .key(&keys.held)
+            .key(&keys.cancelled)
+            .arg(&job.id)
+            .arg(want)
+            .invoke_async(con)
+            .await
+            .map_err(&e)?;
+        match g {
+            -3 => break Err(CANCELLED),
+            -2 => tokio::time::sleep(Duration::from_millis(20)).await,
+            -1 => break Ok(None),
+            0 => break Err("the batch's fuel budget is spent"),
+            g => break Ok(Some(u64::try_from(g).unwrap_or(0))),
         }
-        match granted {
-            Some(0) => {
-                JobResult::without_run(&job.id, NOT_RUN, "the batch's fuel budget is spent", "")
+    };
+    let mut result = match granted {
+        Err(reason) => JobResult::without_run(&job.id, NOT_RUN, reason, ""),
+        Ok(Some(g)) => {
+            let mut r = executor.execute(slot, job.clone(), Some(g)).await;
+            if g < want {
+                r.set("fuel_granted", g);
             }
-            Some(g) => {
-                let mut r = executor.execute(slot, job.clone(), Some(g)).await;
-                if g < want {
-                    r.set("fuel_granted", g);
-                }
-                r
-            }
-            None => executor.execute(slot, job.clone(), None).await,
+            r
         }
+        Ok(None) => executor.execute(slot, job.clone(), None).await,
     };
     if result.get("worker").is_none_or(|w| w.as_str() == Some("")) {
         result.set("worker", "redis");
     }
     let used = result.fuel().unwrap_or(0);
-    let _recorded: i64 = redis::Script::new(FINISH)
+    let _recorded: i64 = FINISH_SCRIPT
         .key(&keys.done)
         .key(&keys.results)
         .key(&keys.budget)
         .key(&keys.held)
+        .key(jobs_key)
         .arg(&job.id)
         .arg(result.to_line())
         .arg(used)
+        .arg(GROUP)
+        .arg(entry)
         .invoke_async(con)
         .await
         .map_err(&e)?;
-    ack(con).await.map_err(&e)
+    Ok(())
 }
