@@ -499,3 +499,67 @@ fn fix_repairs_failing_jobs_through_the_llm() {
     }
     assert_eq!(fake.requests().len(), 2, "one repair per broken job");
 }
+
+#[test]
+fn ctrl_c_finishes_the_jobs_in_flight_and_leaves_the_rest_for_resume() {
+    use std::os::unix::process::CommandExt;
+    let d = scratch("interrupt");
+    let manifest = d.join("jobs.jsonl");
+    let mut lines = vec![serde_json::json!({
+        "id": "slow",
+        "language": "python",
+        "source": "import time\ntime.sleep(1.0)\nprint('finished')",
+        "limits": {"timeout": "10s"},
+    })];
+    // Queued behind the slow job on the only lane.
+    lines.extend((0..20).map(
+        |i| serde_json::json!({"id": format!("q{i}"), "language": "js", "source": format!("{i}")}),
+    ));
+    jsonl(&manifest, &lines);
+    let out = d.join("r.jsonl");
+    let (m, o) = (manifest.display().to_string(), out.display().to_string());
+    // Its own process group, as a shell job in a terminal would be.
+    let mut child = llmos_command(
+        &["batch", &m, "--out", &o, "-j", "1", "--per-worker", "1"],
+        &d,
+    )
+    .process_group(0)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    let workers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .expect("tasks")
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(workers.len(), 1, "one worker process");
+    // Ctrl-C: SIGINT to the whole group, workers included.
+    let group = format!("-{}", child.id());
+    let st = std::process::Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "the slow job finished ok");
+    let rs = by_id(&results(&out));
+    assert_eq!(rs["slow"]["status"], "ok", "{}", rs["slow"]);
+    assert_eq!(rs["slow"]["stdout"], "finished\n");
+    let ran_on = rs["slow"]["worker"].as_str().expect("worker");
+    assert!(
+        ran_on.ends_with(&format!(":{}", workers[0])),
+        "the job finished on the worker that had it ({ran_on}, {workers:?}), not a replacement"
+    );
+    assert!(rs.len() < 21, "the queued jobs were not run");
+    assert!(
+        rs.values().all(|r| r["status"] != "not_run"),
+        "nothing is written for them"
+    );
+
+    let m2 = batch_into(&manifest, &out, &["--resume", "--json"], &d);
+    assert_eq!(m2.code, Some(0));
+    assert_eq!(by_id(&results(&out)).len(), 21);
+}

@@ -161,3 +161,42 @@ fn the_fuel_budget_holds_across_workers() {
         assert_eq!(wait(w, Duration::from_secs(15)), Some(0));
     }
 }
+
+#[test]
+fn sigterm_lets_the_jobs_in_flight_finish() {
+    let redis = RedisServer::start();
+    let d = scratch("drain");
+    let m = d.join("jobs.jsonl");
+    manifest(
+        &m,
+        &[serde_json::json!({
+            "id": "slow",
+            "language": "python",
+            "source": "import time\ntime.sleep(1.0)\nprint('finished')",
+            "limits": {"timeout": "10s"},
+        })],
+    );
+    let mut w = worker(&redis, "worker-drain", &d);
+    let out = d.join("r.jsonl");
+    let (ms, os) = (m.display().to_string(), out.display().to_string());
+    let mut submit = llmos_command(&["batch", "--redis", &redis.url, &ms, "--out", &os], &d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn batch");
+    // Let the worker take the job, then ask it to stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &w.id().to_string()])
+        .status();
+    assert_eq!(wait(&mut w, Duration::from_secs(15)), Some(0));
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(300),
+        "the worker left before its job finished"
+    );
+    assert_eq!(wait(&mut submit, Duration::from_secs(30)), Some(0));
+    let rs = results(&out);
+    assert_eq!(rs["slow"]["status"], "ok", "{}", rs["slow"]);
+    assert_eq!(rs["slow"]["stdout"], "finished\n");
+}

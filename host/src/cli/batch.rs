@@ -389,6 +389,25 @@ pub fn worker(args: WorkerArgs, config: Option<PathBuf>) -> Result<ExitCode, Hos
             source,
         })?;
     rt.block_on(async move {
+        // Ctrl-C in a terminal signals the whole process group, and service
+        // managers often SIGTERM every process of a service: the coordinator
+        // decides when to stop, and a worker stops when its stdin closes,
+        // after the jobs in flight. So both signals are ignored here.
+        tokio::spawn(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+        });
         // Jobs in flight are bounded, so sandboxes come from a pool: reset
         // in place instead of mapped and unmapped per job (twice the jobs,
         // so a job on each engine always finds a slot).
