@@ -67,7 +67,6 @@ pub struct Cli {
 pub enum Command {
     /// Run an artifact in a fresh sandbox (FILE, system:/path or user:/path).
     Run(Box<run::RunArgs>),
-    /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
     /// Run many artifacts, each in a fresh sandbox under its limits, on a
     /// pool of worker processes; results as JSON lines, then a summary.
     Batch(Box<batch::BatchArgs>),
@@ -77,6 +76,7 @@ pub enum Command {
     /// Serve batch jobs on stdin/stdout (started by `llmos batch`).
     #[command(hide = true)]
     BatchWorker(batch::WorkerArgs),
+    /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
     Boot {
         /// One JSON event per line on stdout.
         #[arg(long)]
