@@ -513,15 +513,20 @@ _TracebackType = types.TracebackType
 
 
 def _stack(exc, filename, lines):
-    """The artifact's frames of `exc`'s traceback, outermost first."""
+    """The artifact's frames of `exc`'s traceback, outermost first (in a
+    session, frames of every cell's source)."""
     frames = []
     for fs in _summaries(exc.__traceback__):
-        if fs.filename != filename:
+        if fs.filename == filename:
+            file_lines = lines
+        elif fs.filename in _SESSION_LINES:
+            file_lines = _SESSION_LINES[fs.filename]
+        else:
             continue
         lineno = fs.lineno if _isinstance(fs.lineno, _int) and fs.lineno > 0 else 0
         colno = fs.colno
         if _isinstance(colno, _int) and colno >= 0:
-            column = _char_column(lines, lineno, colno) if lineno else colno + 1
+            column = _char_column(file_lines, lineno, colno) if lineno else colno + 1
         else:
             column = 1
         frames.append(
@@ -770,8 +775,24 @@ def _too_deep(value, limit=_REPR_DEPTH):
     return False
 
 
-def _run(source, filename):
-    """Returns Success or GuestError; may raise only if reporting fails."""
+# The session's __main__ (created by the first cell) and the source lines
+# of each cell's file, for tracebacks through functions of earlier cells.
+_SESSION = []
+_SESSION_LINES = {}
+
+
+def _session_main():
+    if not _SESSION:
+        main = _ModuleType("__main__")
+        main.__dict__["__builtins__"] = builtins
+        _SESSION.append(main)
+    return _SESSION[0]
+
+
+def _run(source, filename, session=False):
+    """Returns Success or GuestError; may raise only if reporting fails.
+    With `session`, the program runs as the next cell of the session's
+    __main__ instead of a fresh one."""
     _reset_process_state(filename)
     if source.startswith("\ufeff"):
         source = source[1:]  # a UTF-8 byte order mark, as `python FILE` skips it
@@ -805,8 +826,12 @@ def _run(source, filename):
         filename,
     )
 
-    # Phase 2: run it as __main__ in fresh globals.
-    main = _ModuleType("__main__")
+    # Phase 2: run it as __main__ in fresh globals (or the session's).
+    if session:
+        main = _session_main()
+        _SESSION_LINES[filename] = lines
+    else:
+        main = _ModuleType("__main__")
     env = main.__dict__
     env["__builtins__"] = builtins
     env["__file__"] = filename
@@ -851,7 +876,7 @@ def _run(source, filename):
         # _Py_Dealloc -> ...), and CPython's guard (the trashcan) measures
         # the linear-memory shadow stack, which those frames do not use,
         # so the wasm stack overflowed and the run trapped after it ended.
-        _GRAVEYARD.append((main, env, value))
+        _GRAVEYARD.append(value if session else (main, env, value))
         value = None
         if previous_main is not None:
             _sys_modules["__main__"] = previous_main
@@ -862,30 +887,40 @@ class Interpreter(exports.Interpreter):
         return Info(language="python", version=_VERSION)
 
     def run(self, source: str, filename: str) -> Success:
+        return _entry(source, filename, False)
+
+
+class Session(exports.Session):
+    def run_cell(self, source: str, filename: str) -> Success:
+        return _entry(source, filename, True)
+
+
+def _entry(source, filename, session):
+    """One run or cell: the result, or Err with the typed error."""
+    try:
         try:
-            try:
-                result = _run(source, filename)
-            except _BaseException as exc:
-                # Reporting itself failed (e.g. MemoryError while building
-                # the report, or a sabotaged stdlib).
-                result = GuestError(
-                    kind=ErrorKind.RUNTIME,
-                    class_="InternalError",
-                    message="%s while reporting an error: %s"
-                    % (_class_name(exc), _safe_str(exc)),
-                    line=None,
-                    column=None,
-                    stack=[],
-                    exit_code=None,
-                    globals=[],
-                )
-            _flush_streams()
-            result = _well_formed(result)
-        except _BaseException:
-            result = _INTERNAL_ERROR
-        if _isinstance(result, Success):
-            return result
-        raise Err(result)
+            result = _run(source, filename, session)
+        except _BaseException as exc:
+            # Reporting itself failed (e.g. MemoryError while building
+            # the report, or a sabotaged stdlib).
+            result = GuestError(
+                kind=ErrorKind.RUNTIME,
+                class_="InternalError",
+                message="%s while reporting an error: %s"
+                % (_class_name(exc), _safe_str(exc)),
+                line=None,
+                column=None,
+                stack=[],
+                exit_code=None,
+                globals=[],
+            )
+        _flush_streams()
+        result = _well_formed(result)
+    except _BaseException:
+        result = _INTERNAL_ERROR
+    if _isinstance(result, Success):
+        return result
+    raise Err(result)
 
 
 _warm_up()

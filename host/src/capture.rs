@@ -32,13 +32,13 @@ const PERMIT: usize = 64 * 1024;
 struct Inner {
     buf: Vec<u8>,
     truncated: bool,
+    limit: usize,
 }
 
 /// A cloneable, bounded in-memory sink for one output stream.
 #[derive(Debug, Clone)]
 pub struct CapturePipe {
     stream: &'static str,
-    limit: usize,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -53,9 +53,19 @@ impl CapturePipe {
     pub fn new(stream: &'static str, limit: usize) -> Self {
         CapturePipe {
             stream,
-            limit,
-            inner: Arc::default(),
+            inner: Arc::new(Mutex::new(Inner {
+                limit,
+                ..Inner::default()
+            })),
         }
+    }
+
+    /// Empty the pipe for the next session cell, with its own limit.
+    pub fn reset(&self, limit: usize) {
+        let mut inner = self.lock();
+        inner.buf = Vec::new();
+        inner.truncated = false;
+        inner.limit = limit;
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -67,7 +77,8 @@ impl CapturePipe {
     /// Append `bytes`, or as much as fits; `Err` once the limit is crossed.
     pub fn append(&self, bytes: &[u8]) -> Result<(), OutputLimitExceeded> {
         let mut inner = self.lock();
-        let room = self.limit.saturating_sub(inner.buf.len());
+        let limit = inner.limit;
+        let room = limit.saturating_sub(inner.buf.len());
         if bytes.len() <= room && !inner.truncated {
             inner.buf.extend_from_slice(bytes);
             return Ok(());
@@ -78,7 +89,7 @@ impl CapturePipe {
         }
         Err(OutputLimitExceeded {
             stream: self.stream,
-            limit: self.limit,
+            limit,
         })
     }
 
@@ -90,7 +101,7 @@ impl CapturePipe {
             if !text.ends_with('\n') && !text.is_empty() {
                 text.push('\n');
             }
-            text.push_str(&truncation_marker(self.stream, self.limit));
+            text.push_str(&truncation_marker(self.stream, inner.limit));
         }
         Captured {
             text,

@@ -18,6 +18,7 @@ use wasmtime::{Config, Engine, Store};
 use crate::bindings::LanguagePre;
 use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
 use crate::error::HostError;
+use crate::inputs::{RunInputs, Source, Tape};
 use crate::kernel::storage::StorageService;
 use crate::language::{Languages, Manifest};
 use crate::limits::{self, EpochTicker, Limits, Quotas};
@@ -71,8 +72,12 @@ pub struct RunRequest {
     pub artifact_id: String,
     /// The run's limits.
     pub limits: Limits,
-    /// Seed for the guest's randomness; `None` draws from the host.
+    /// Seed for the guest's randomness; `None` draws from the host. A
+    /// seeded run also gets virtual clocks (see [`crate::inputs`]), so it is
+    /// fully deterministic.
     pub seed: Option<u64>,
+    /// Replay these recorded inputs instead (the seed is ignored).
+    pub replay: Option<RunInputs>,
 }
 
 impl RunRequest {
@@ -86,6 +91,7 @@ impl RunRequest {
             source: source.into(),
             limits: Limits::default(),
             seed: None,
+            replay: None,
         }
     }
 }
@@ -217,6 +223,8 @@ pub fn engine_config_with(metered: bool, pool: Option<InstancePool>) -> Config {
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // The monotonic clock (and its sleeps) go through the run's tape.
+    crate::inputs::add_to_linker(&mut linker, HostState::monotonic)?;
     crate::kernel::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -418,6 +426,35 @@ impl RuntimeInner {
 /// metered when `limits.fuel` is set, un-metered otherwise.
 pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outcome, HostError> {
     let limits = &req.limits;
+    let source = match &req.replay {
+        Some(inputs) => Source::Replay(inputs.clone()),
+        None => Source::for_seed(req.seed),
+    };
+    let mut store = new_store(prepared, &req.artifact_id, limits, Tape::new(source))?;
+    arm(&mut store, limits)?;
+    let filename = artifact_filename(prepared, &req.filename);
+    let start = Instant::now();
+    // The epoch deadline stops running wasm; the tokio timeout (one tick
+    // later) also stops a guest blocked inside a host call, e.g. a sleep.
+    let result = tokio::time::timeout(limits.timeout + limits::EPOCH_TICK, async {
+        let instance = prepared.pre.instantiate_async(&mut store).await?;
+        instance
+            .llmos_kernel_interpreter()
+            .call_run(&mut store, &req.source, &filename)
+            .await
+    })
+    .await;
+    finish(&mut store, prepared, limits, result, start)
+}
+
+/// A store for one run (or one session) of `prepared`, with the limiter,
+/// the meter's call hook and the tape in place.
+pub(crate) fn new_store(
+    prepared: &Prepared,
+    artifact_id: &str,
+    limits: &Limits,
+    tape: Tape,
+) -> Result<Store<HostState>, HostError> {
     limits.validate()?;
     if prepared.metered != limits.fuel.is_some() {
         let (run, engine) = match limits.fuel {
@@ -428,61 +465,74 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
             "a {run} run needs the language prepared on the {engine} engine"
         )));
     }
-    let engine = prepared.pre.engine();
     let mut store = Store::new(
-        engine,
+        prepared.pre.engine(),
         HostState::new(
-            &req.artifact_id,
+            artifact_id,
             limits,
             &prepared.quotas,
-            req.seed,
+            tape,
             prepared.storage.clone(),
         ),
     );
     store.limiter(|s| &mut s.limiter);
     store.call_hook(meter_host_calls);
+    Ok(store)
+}
+
+/// Give the store the fuel and deadline of the call about to start.
+pub(crate) fn arm(store: &mut Store<HostState>, limits: &Limits) -> Result<(), HostError> {
     if let Some(fuel) = limits.fuel {
-        // The engine has fuel enabled (checked above), so neither can fail.
+        // The engine has fuel enabled (checked by `new_store`), so neither can fail.
         store.set_fuel(fuel)?;
         store.fuel_async_yield_interval(Some(limits::FUEL_YIELD_INTERVAL))?;
     }
     store.set_epoch_deadline(limits.epoch_ticks());
     store.epoch_deadline_trap();
+    Ok(())
+}
 
-    let default_name;
-    let filename = if req.filename.is_empty() {
+/// The file name an artifact's stack traces show: `filename`, or the
+/// language's default.
+pub(crate) fn artifact_filename(prepared: &Prepared, filename: &str) -> String {
+    if filename.is_empty() {
         let ext = prepared
             .language
             .extensions
             .first()
             .map(String::as_str)
             .unwrap_or("txt");
-        default_name = format!("artifact.{ext}");
-        &default_name
+        format!("artifact.{ext}")
     } else {
-        &req.filename
-    };
-    let start = Instant::now();
-    // The epoch deadline stops running wasm; the tokio timeout (one tick
-    // later) also stops a guest blocked inside a host call, e.g. a sleep.
-    let result = tokio::time::timeout(limits.timeout + limits::EPOCH_TICK, async {
-        let instance = prepared.pre.instantiate_async(&mut store).await?;
-        instance
-            .llmos_kernel_interpreter()
-            .call_run(&mut store, &req.source, filename)
-            .await
-    })
-    .await;
-    let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        filename.to_string()
+    }
+}
 
+/// What a call into the guest returned, within the run's timeout.
+pub(crate) type CallResult = Result<
+    wasmtime::Result<Result<crate::bindings::interpreter::Success, crate::bindings::interpreter::GuestError>>,
+    tokio::time::error::Elapsed,
+>;
+
+/// Turn the end of a call into its [`Outcome`], taking the call's streams,
+/// logs and outputs out of the store (which a session keeps for its next
+/// cell).
+pub(crate) fn finish(
+    store: &mut Store<HostState>,
+    prepared: &Prepared,
+    limits: &Limits,
+    result: CallResult,
+    start: Instant,
+) -> Result<Outcome, HostError> {
+    let duration_ms = start.elapsed().as_secs_f64() * 1e3;
     let fuel_consumed = limits
         .fuel
         .map(|initial| initial.saturating_sub(store.get_fuel().unwrap_or(0)));
-    let mut state = store.into_data();
+    let state = store.data_mut();
     // The document is the run's last output; it is kept even when the run
     // failed, like every output produced before the failure.
     if let Err(e) = state.dom.finish(&mut state.outputs) {
-        tracing::warn!(artifact = %req.artifact_id, "document output dropped: {e}");
+        tracing::warn!("document output dropped: {e}");
     }
     let memory_denied = state.limiter.denied();
     let (status, value, error, trap) = match result {
@@ -536,6 +586,10 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
             truncated.push(name.to_string());
         }
     }
+    let outputs = std::mem::replace(
+        &mut state.outputs,
+        crate::outputs::Outputs::new(0, 0),
+    );
     Ok(Outcome {
         status,
         language: prepared.language.name.clone(),
@@ -549,9 +603,11 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         host_fuel: state.meter.host_fuel(),
         host_memory_peak_bytes: state.meter.memory_peak(),
         duration_ms,
-        logs: state.log.into_records(),
+        logs: state.log.take_records(),
         truncated,
-        outputs: state.outputs.into_vec(),
+        outputs: outputs.into_vec(),
+        inputs: Some(state.tape.inputs()),
+        replay_diverged: state.tape.diverged(),
     })
 }
 

@@ -69,6 +69,10 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    /// A session could not be found, restored or continued.
+    #[error("session: {0}")]
+    Session(String),
+
     /// Every sandbox slot of the instance pool is in use; try again later.
     #[error("the host is busy: {0}")]
     Busy(String),

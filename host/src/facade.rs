@@ -32,6 +32,7 @@ use crate::error::HostError;
 use crate::language::{Languages, Manifest};
 use crate::limits::{self, Limits};
 use crate::outcome::Outcome;
+use crate::session::{Cell, Journal, Replayed, Session, SessionDir};
 use crate::volume::{self, Location, SystemVolume};
 
 /// A booted kernel: the facade every front end calls.
@@ -410,6 +411,7 @@ impl Llmos {
             artifact_id: artifact.id.clone(),
             limits: self.limits(artifact.tier, &opts.limits)?,
             seed: opts.seed,
+            replay: None,
         })
     }
 
@@ -439,15 +441,101 @@ impl Llmos {
         artifact: &Artifact,
         dir: Option<&Path>,
     ) -> Result<PathBuf, HostError> {
+        self.save_outputs_for(outcome, &artifact.id, dir)
+    }
+
+    /// [`Llmos::save_outputs`] for the outputs of anything with an id (an
+    /// artifact, a session).
+    pub fn save_outputs_for(
+        &self,
+        outcome: &mut Outcome,
+        id: &str,
+        dir: Option<&Path>,
+    ) -> Result<PathBuf, HostError> {
         let (dir, clean) = match dir {
             Some(d) => (d.to_path_buf(), false),
-            None => (self.output_dir(artifact), true),
+            None => (
+                self.data_dir.join("outputs").join(output_dir_name(id)),
+                true,
+            ),
         };
         if !outcome.outputs.is_empty() {
             crate::outputs::write_files(&mut outcome.outputs, &dir, clean)
                 .map_err(|e| HostError::io(&dir, e))?;
         }
         Ok(dir)
+    }
+}
+
+/// Sessions and snapshots (see [`crate::session`]).
+impl Llmos {
+    /// The sessions kept between commands, in `<data dir>/sessions`.
+    pub fn sessions(&self) -> SessionDir {
+        SessionDir::new(self.data_dir.join("sessions"))
+    }
+
+    /// An empty journal for a new session in `language` whose cells use
+    /// storage namespace `id`: the user's limits (sandboxed), or the strict
+    /// ones when `untrusted` (cells written by a model).
+    pub fn new_session(&self, language: &str, id: &str, untrusted: bool) -> Result<Journal, HostError> {
+        let manifest = self.language(language)?;
+        let tier = if untrusted {
+            Tier::Untrusted
+        } else {
+            Tier::Sandboxed
+        };
+        Ok(Journal::new(&manifest.name, id, tier))
+    }
+
+    /// A live session over `journal`, its cells replayed (and checked).
+    pub async fn open_session(&self, journal: Journal) -> Result<(Session, Replayed), HostError> {
+        Session::open(&self.runtime, journal).await
+    }
+
+    /// The limits of a cell of a session of `tier`: the policy's, which must
+    /// be fuel-metered.
+    pub fn cell_limits(&self, tier: Tier, overrides: &LimitOverrides) -> Result<Limits, HostError> {
+        let mut limits = self.limits(tier, overrides)?;
+        if limits.fuel.is_none() {
+            if overrides.fuel == Some(None) {
+                return Err(HostError::Session(
+                    "session cells are fuel-metered: give a fuel limit, not `none`".into(),
+                ));
+            }
+            limits.fuel = Some(limits::DEFAULT_FUEL);
+        }
+        Ok(limits)
+    }
+
+    /// Run `artifact` from a snapshot: a session started from `snapshot`'s
+    /// cells, with the artifact as its next cell, under the artifact's
+    /// limits and in its storage namespace. Nothing is kept afterwards.
+    pub async fn run_from(
+        &self,
+        snapshot: Journal,
+        artifact: &Artifact,
+        opts: &RunOptions,
+    ) -> Result<Outcome, HostError> {
+        if snapshot.language != artifact.language {
+            return Err(HostError::Session(format!(
+                "the snapshot is a {} session; the artifact is {}",
+                snapshot.language, artifact.language
+            )));
+        }
+        let limits = self.cell_limits(artifact.tier, &opts.limits)?;
+        let mut snapshot = snapshot;
+        snapshot.artifact_id = artifact.id.clone();
+        snapshot.budget_fuel = None;
+        let (mut session, _) = self.open_session(snapshot).await?;
+        let cell = session
+            .run_cell(Cell {
+                source: &artifact.source,
+                filename: &artifact.filename,
+                limits,
+                seed: opts.seed,
+            })
+            .await?;
+        Ok(cell.outcome)
     }
 }
 

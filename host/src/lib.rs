@@ -72,6 +72,10 @@
 //! - [`limits`]: every limit and quota in one place, the memory limiter, the epoch ticker.
 //! - [`meter`]: the accounting of host work done inside kernel calls.
 //! - [`state`]: the per-run host state stored in each `Store`.
+//! - [`inputs`]: the run's nondeterministic inputs (seed, clocks, storage
+//!   replies): recorded, virtual (`--seed`) or replayed.
+//! - [`session`]: notebook sessions (cells sharing globals), their journal,
+//!   save/restore, snapshots.
 //! - [`capture`]: bounded capture of the guest's stdout and stderr.
 //! - [`outputs`]: the pictures and documents a run produces (MIME bundles).
 //! - [`kernel`]: the kernel APIs, one module per WIT interface.
@@ -92,6 +96,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 mod facade;
+pub mod inputs;
 pub mod kernel;
 pub mod language;
 pub mod limits;
@@ -100,6 +105,7 @@ pub mod outcome;
 pub mod outputs;
 pub mod paths;
 pub mod preinit;
+pub mod session;
 mod state;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
@@ -115,4 +121,5 @@ pub use facade::{
     Artifact, ArtifactOptions, ArtifactSource, LimitOverrides, Llmos, RunOptions, Tier, parse_fuel,
 };
 pub use limits::{Limits, Quotas};
+pub use session::{Cell, CellOutcome, Journal, Session};
 pub use outcome::{Outcome, Status};

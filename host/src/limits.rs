@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmtime::{Engine, ResourceLimiter};
 
 use crate::error::HostError;
@@ -41,14 +41,14 @@ use crate::kernel::viz::VizLimits;
 use crate::outcome::ErrorLimits;
 
 /// Per-run limits. `fuel: None` runs on the un-metered engine (epoch deadline only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Deterministic CPU budget in Wasmtime fuel units (≈ one per wasm instruction).
     pub fuel: Option<u64>,
     /// Maximum linear memory, in bytes, summed over all memories of the instance.
     pub memory_bytes: u64,
     /// Wall-clock budget for instantiation plus the run.
-    #[serde(serialize_with = "ser_duration_ms")]
+    #[serde(serialize_with = "ser_duration_ms", deserialize_with = "de_duration_ms")]
     pub timeout: Duration,
     /// Maximum bytes captured per stream: stdout, stderr, and log text.
     pub output_bytes: usize,
@@ -237,6 +237,10 @@ fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S:
     s.serialize_u64(d.as_millis() as u64)
 }
 
+fn de_duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
 /// Parse a size: `1048576`, `512K`, `64M`, `128MiB`, `1G`, `2GB` (binary units).
 pub fn parse_size(text: &str) -> Result<u64, HostError> {
     let t = text.trim();
@@ -320,6 +324,14 @@ impl MemoryLimiter {
     /// Whether a growth was ever refused.
     pub fn denied(&self) -> bool {
         self.denied
+    }
+
+    /// Start the next session cell on the same instance: its own limit, a
+    /// peak counted from the memory the session already holds.
+    pub fn start_cell(&mut self, limit: u64) {
+        self.limit = limit;
+        self.peak = self.current;
+        self.denied = false;
     }
 }
 

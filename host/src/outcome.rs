@@ -320,6 +320,14 @@ pub struct Outcome {
     /// Pictures and documents produced through the kernel APIs, in order.
     #[serde(default)]
     pub outputs: Vec<Output>,
+    /// The nondeterministic inputs the run was given (seed, clock
+    /// readings, storage replies): what `llmos replay` serves back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<crate::inputs::RunInputs>,
+    /// A replayed run asked for inputs its record does not hold, or in
+    /// another order: why. The outcome is then not a faithful replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_diverged: Option<String>,
 }
 
 impl Outcome {

@@ -44,7 +44,7 @@ pub async fn preinit(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
             "preinit",
             &limits,
             &crate::limits::Quotas::default(),
-            None,
+            crate::inputs::Tape::new(crate::inputs::Source::Host { seed: None }),
             std::sync::Arc::new(StorageService::unavailable(
                 "storage is not available while a snapshot is built",
             )),

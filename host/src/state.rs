@@ -6,6 +6,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use std::sync::Arc;
 
 use crate::capture::CapturePipe;
+use crate::inputs::{MonotonicView, Tape, WallClock};
 use crate::kernel::dom::DomCtx;
 use crate::kernel::log::LogCtx;
 use crate::kernel::process::ProcessCtx;
@@ -41,36 +42,43 @@ pub struct HostState {
     pub quantum: QuantumCtx,
     /// Pictures and documents produced through the kernel APIs.
     pub outputs: Outputs,
+    /// The run's nondeterministic inputs: supplied and recorded here.
+    pub tape: Tape,
+    /// The run's storage namespace (the artifact id).
+    artifact: String,
+    storage_service: Arc<StorageService>,
 }
 
 impl HostState {
     /// A sandbox with no capabilities: no preopened directories, no
     /// environment, no arguments, no network, an empty stdin, and stdout and
-    /// stderr captured into bounded pipes. Clocks and randomness come from the
-    /// host; `seed` makes randomness deterministic (for replay). `artifact`
-    /// names the run in logs and is its storage namespace.
+    /// stderr captured into bounded pipes. Clocks, randomness and storage
+    /// replies come through `tape` (host clocks, virtual ones for a seeded
+    /// run, or a record being replayed). `artifact` names the run in logs
+    /// and is its storage namespace.
     pub fn new(
         artifact: &str,
         limits: &Limits,
         quotas: &Quotas,
-        seed: Option<u64>,
+        tape: Tape,
         storage: Arc<StorageService>,
     ) -> Self {
         let stdout = CapturePipe::new("stdout", limits.output_bytes);
         let stderr = CapturePipe::new("stderr", limits.output_bytes);
+        let (secure, insecure) = tape.rngs();
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
-        if let Some(seed) = seed {
-            use rand::SeedableRng;
-            b.secure_random(rand::rngs::StdRng::seed_from_u64(seed))
-                .insecure_random(rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed))
-                .insecure_random_seed(u128::from(seed));
-        }
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .secure_random(secure)
+            .insecure_random(insecure)
+            // Read when the instance is created, from the first run's seed.
+            .insecure_random_seed(u128::from(tape.seed()))
+            .wall_clock(WallClock(tape.clone()));
+        let seed = Some(tape.seed());
         HostState {
             wasi: b.build(),
             table: ResourceTable::new(),
@@ -86,11 +94,51 @@ impl HostState {
             stderr,
             log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
             process: ProcessCtx,
-            storage: StorageCtx::new(artifact, storage),
+            storage: StorageCtx::new(artifact, storage.clone(), tape.clone()),
             viz: VizCtx::new(quotas.viz.clone(), quotas.max_canvases),
             dom: DomCtx::new(quotas.dom.clone(), quotas.max_element_handles),
             quantum: QuantumCtx::new(seed, quotas.quantum.clone()),
             outputs: Outputs::new(quotas.max_outputs, quotas.max_outputs_bytes),
+            tape,
+            artifact: artifact.to_string(),
+            storage_service: storage,
+        }
+    }
+
+    /// Make the state ready for the next session cell on the same instance:
+    /// empty streams, logs and outputs under the cell's limits, a fresh
+    /// meter, kernel contexts seeded from the tape's new seed (the caller
+    /// restarts the tape first). The resource table and WASI context stay:
+    /// the guest keeps its handles between cells.
+    pub fn start_cell(&mut self, limits: &Limits, quotas: &Quotas) {
+        let seed = Some(self.tape.seed());
+        self.stdout.reset(limits.output_bytes);
+        self.stderr.reset(limits.output_bytes);
+        self.limiter.start_cell(limits.memory_bytes);
+        self.meter = Meter::new(
+            std::time::Instant::now(),
+            limits.timeout,
+            limits.fuel,
+            limits.host_memory_bytes,
+        );
+        self.error_limits = quotas.error.clone();
+        self.log = LogCtx::new(&self.artifact, limits.log_records, limits.output_bytes);
+        self.storage = StorageCtx::new(
+            self.artifact.clone(),
+            self.storage_service.clone(),
+            self.tape.clone(),
+        );
+        self.viz = VizCtx::new(quotas.viz.clone(), quotas.max_canvases);
+        self.dom = DomCtx::new(quotas.dom.clone(), quotas.max_element_handles);
+        self.quantum = QuantumCtx::new(seed, quotas.quantum.clone());
+        self.outputs = Outputs::new(quotas.max_outputs, quotas.max_outputs_bytes);
+    }
+
+    /// The monotonic clock's view of this state.
+    pub fn monotonic(&mut self) -> MonotonicView<'_> {
+        MonotonicView {
+            tape: &self.tape,
+            table: &mut self.table,
         }
     }
 }

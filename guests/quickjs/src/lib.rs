@@ -56,6 +56,9 @@ thread_local! {
     /// A runtime and context with the prelude installed, built by `init` at
     /// build time (Wizer snapshot); the first run on an instance uses it.
     static WARM: RefCell<Option<Warm>> = const { RefCell::new(None) };
+    /// The session's runtime, context and helpers between cells
+    /// (`run-cell`); built from `WARM` by the first cell.
+    static SESSION: RefCell<Option<Warm>> = const { RefCell::new(None) };
     /// Origin of `native.now` (timers): the run's first monotonic-clock
     /// reading, taken lazily (never during `init`), reset at each run.
     static CLOCK_BASE: Cell<Option<Instant>> = const { Cell::new(None) };
@@ -78,6 +81,16 @@ struct SavedHelpers {
 }
 
 impl SavedHelpers {
+    fn save<'js>(ctx: &Ctx<'js>, h: Helpers<'js>) -> Self {
+        SavedHelpers {
+            inspect: Persistent::save(ctx, h.inspect),
+            describe: Persistent::save(ctx, h.describe),
+            timer_wait: Persistent::save(ctx, h.timer_wait),
+            timer_fire: Persistent::save(ctx, h.timer_fire),
+            globals: Persistent::save(ctx, h.globals),
+        }
+    }
+
     fn restore<'js>(self, ctx: &Ctx<'js>) -> Option<Helpers<'js>> {
         Some(Helpers {
             inspect: self.inspect.restore(ctx).ok()?,
@@ -110,13 +123,7 @@ impl Guest for Component {
             };
             run.install_prelude().ok()?;
             let h = run.helpers.take()?;
-            Some(SavedHelpers {
-                inspect: Persistent::save(&ctx, h.inspect),
-                describe: Persistent::save(&ctx, h.describe),
-                timer_wait: Persistent::save(&ctx, h.timer_wait),
-                timer_fire: Persistent::save(&ctx, h.timer_fire),
-                globals: Persistent::save(&ctx, h.globals),
-            })
+            Some(SavedHelpers::save(&ctx, h))
         });
         if let Some(helpers) = helpers {
             WARM.with(|w| {
@@ -140,6 +147,12 @@ impl exports::llmos::kernel::interpreter::Guest for Component {
 
     fn run(source: String, filename: String) -> Result<Success, GuestError> {
         run(&source, &filename).map(|value| Success { value })
+    }
+}
+
+impl exports::llmos::kernel::session::Guest for Component {
+    fn run_cell(source: String, filename: String) -> Result<Success, GuestError> {
+        run_cell(&source, &filename).map(|value| Success { value })
     }
 }
 
@@ -215,6 +228,66 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
     // heap) and the host discards the instance after one run, so the runtime
     // is freed lazily, at the start of the next run on this instance if any.
     PREVIOUS.with(|p| *p.borrow_mut() = Some((context, rt)));
+    result
+}
+
+/// One cell of the session: the same evaluation as [`run`], in a runtime
+/// and context kept between cells, so global bindings persist (`let` and
+/// `const` of a script live in the global lexical scope, as in a browser
+/// console).
+fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
+    EXIT_CODE.with(|c| c.set(None));
+    CLOCK_BASE.with(|c| c.set(None));
+    seed_random();
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+
+    let mut ballast: Vec<u8> = Vec::new();
+    let _ = ballast.try_reserve_exact(BALLAST_BYTES);
+    let mut ballast = Some(ballast);
+    let filename = if filename.is_empty() {
+        DEFAULT_FILENAME
+    } else {
+        filename
+    };
+
+    let kept = SESSION
+        .with(|s| s.borrow_mut().take())
+        .or_else(|| WARM.with(|w| w.borrow_mut().take()));
+    let (rt, context, helpers) = match kept {
+        Some(w) => (w.rt, w.context, Some(w.helpers)),
+        None => {
+            let rt = Runtime::new()
+                .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
+            let context = Context::full(&rt)
+                .map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
+            (rt, context, None)
+        }
+    };
+    let (result, saved) = context.with(|ctx| {
+        let helpers = helpers.and_then(|h| h.restore(&ctx));
+        let mut run = Run {
+            ctx: ctx.clone(),
+            filename,
+            source,
+            helpers,
+            ballast: &mut ballast,
+        };
+        let result = run.run(source);
+        let saved = run.helpers.take().map(|h| SavedHelpers::save(&ctx, h));
+        (result, saved)
+    });
+    match saved {
+        Some(helpers) => SESSION.with(|s| {
+            *s.borrow_mut() = Some(Warm {
+                rt,
+                context,
+                helpers,
+            })
+        }),
+        // The prelude could not be installed: nothing to keep.
+        None => PREVIOUS.with(|p| *p.borrow_mut() = Some((context, rt))),
+    }
     result
 }
 

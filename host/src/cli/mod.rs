@@ -33,6 +33,7 @@ mod batch;
 mod boot;
 mod fix;
 mod run;
+mod session;
 mod terminal;
 
 use std::path::PathBuf;
@@ -76,6 +77,16 @@ pub enum Command {
     /// Serve batch jobs on stdin/stdout (started by `llmos batch`).
     #[command(hide = true)]
     BatchWorker(batch::WorkerArgs),
+    /// Notebook sessions: cells that share an interpreter's globals.
+    Session {
+        #[command(subcommand)]
+        command: session::SessionCommand,
+    },
+    /// Snapshots of sessions, for runs and sessions to start from.
+    Snapshot {
+        #[command(subcommand)]
+        command: session::SnapshotCommand,
+    },
     /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
     Boot {
         /// One JSON event per line on stdout.
@@ -140,6 +151,8 @@ pub fn main() -> ExitCode {
         Command::Batch(args) => batch::run(*args, cli.verbose, cli.config),
         Command::BatchWorker(args) => batch::worker(args, cli.config),
         Command::Worker(args) => batch::redis_worker(*args, cli.config),
+        Command::Session { command } => session::session(command, cli.verbose, cli.config),
+        Command::Snapshot { command } => session::snapshot(command, cli.verbose, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),

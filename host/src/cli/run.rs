@@ -59,9 +59,14 @@ pub struct RunArgs {
     /// default: <data dir>/outputs/<artifact>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Seed the guest's randomness (reproducible runs).
+    /// Seed the guest's randomness and clocks: the run is deterministic
+    /// (same outcome, same fuel, every time).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Start from a snapshot (`llmos snapshot create`): the artifact runs as
+    /// the next cell of the snapshot's session.
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["fix", "trace"])]
+    pub from: Option<PathBuf>,
     /// Print one JSON object on stdout instead of human output.
     #[arg(long)]
     pub json: bool,
@@ -122,7 +127,10 @@ async fn run_async(
         },
     )?;
     let opts = args.run_options()?;
-    let (mut outcome, supervised) = if args.repair.fix || args.repair.trace.is_some() {
+    let (mut outcome, supervised) = if let Some(from) = &args.from {
+        let snapshot = llmos::Journal::read(from)?;
+        (llmos.run_from(snapshot, &artifact, &opts).await?, None)
+    } else if args.repair.fix || args.repair.trace.is_some() {
         let s = super::fix::supervise(&args.repair, !args.json, &llmos, &artifact, &opts).await?;
         (s.outcome.clone(), Some(s))
     } else {
@@ -169,7 +177,7 @@ async fn run_async(
 /// always goes through [`terminal`]; the artifact's own stdout and stderr
 /// are cleaned when they go to a terminal and passed through byte for byte
 /// when redirected (`llmos run x.py > data.csv`).
-fn print_human(o: &Outcome, source: &str, tier: Tier) {
+pub(super) fn print_human(o: &Outcome, source: &str, tier: Tier) {
     use std::io::IsTerminal;
     let stream = |text: &str, tty: bool| {
         if tty {

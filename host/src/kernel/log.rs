@@ -63,6 +63,11 @@ impl LogCtx {
         self.records
     }
 
+    /// The records so far, for the outcome, leaving none.
+    pub fn take_records(&mut self) -> Vec<LogRecord> {
+        std::mem::take(&mut self.records)
+    }
+
     /// Whether a record was refused.
     pub fn truncated(&self) -> bool {
         self.truncated

@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::storage::{self, ErrorCode, StorageError};
+use crate::inputs::{Recordable, StorageFailure, StorageReply, Tape};
 use crate::meter::{Meter, cost};
 use store::{StorageLimits, Store, StoreError};
 
@@ -82,33 +83,94 @@ impl StorageService {
     }
 }
 
-/// Per-run state of the storage API: the run's namespace.
+/// Per-run state of the storage API: the run's namespace, and the tape
+/// that records each reply (or serves it back when the run is a replay, so
+/// a replayed write is never applied twice).
 #[derive(Debug)]
 pub struct StorageCtx {
     namespace: String,
     service: Arc<StorageService>,
+    tape: Tape,
 }
 
 impl StorageCtx {
     /// A run's storage, in `namespace`, on the shared service.
-    pub fn new(namespace: impl Into<String>, service: Arc<StorageService>) -> Self {
+    pub fn new(namespace: impl Into<String>, service: Arc<StorageService>, tape: Tape) -> Self {
         StorageCtx {
             namespace: namespace.into(),
             service,
+            tape,
         }
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&Store, &str) -> Result<T, StoreError>,
-    ) -> wasmtime::Result<Result<T, StorageError>> {
-        let r = self
-            .service
-            .store()
-            .and_then(|s| f(s, &self.namespace))
-            .map_err(guest_error);
-        Ok(r)
+    ) -> wasmtime::Result<Result<T, StorageError>>
+    where
+        Result<T, StorageError>: Recordable,
+    {
+        Ok(self.tape.storage(|| {
+            self.service
+                .store()
+                .and_then(|s| f(s, &self.namespace))
+                .map_err(guest_error)
+        }))
     }
+}
+
+fn failure(e: &StorageError) -> StorageFailure {
+    let code = match e.code {
+        ErrorCode::InvalidKey => "invalid-key",
+        ErrorCode::InvalidValue => "invalid-value",
+        ErrorCode::QuotaExceeded => "quota-exceeded",
+        ErrorCode::Unavailable => "unavailable",
+    };
+    StorageFailure {
+        code: code.into(),
+        message: e.message.clone(),
+    }
+}
+
+fn from_failure(f: &StorageFailure) -> StorageError {
+    let code = match f.code.as_str() {
+        "invalid-key" => ErrorCode::InvalidKey,
+        "invalid-value" => ErrorCode::InvalidValue,
+        "quota-exceeded" => ErrorCode::QuotaExceeded,
+        _ => ErrorCode::Unavailable,
+    };
+    StorageError {
+        code,
+        message: f.message.clone(),
+    }
+}
+
+/// Each storage function's result, recorded as its [`StorageReply`] variant.
+macro_rules! recordable {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl Recordable for Result<$t, StorageError> {
+            fn to_reply(&self) -> StorageReply {
+                StorageReply::$variant(self.as_ref().map(Clone::clone).map_err(failure))
+            }
+            fn from_reply(r: &StorageReply) -> Option<Self> {
+                match r {
+                    StorageReply::$variant(v) => Some(v.clone().map_err(|f| from_failure(&f))),
+                    _ => None,
+                }
+            }
+            fn unavailable(message: &str) -> Self {
+                Err(StorageError { code: ErrorCode::Unavailable, message: message.into() })
+            }
+        }
+    )*};
+}
+
+recordable! {
+    Option<String> => Get,
+    () => Set,
+    bool => Delete,
+    Vec<String> => Keys,
+    u32 => Clear,
 }
 
 fn guest_error(e: StoreError) -> StorageError {
