@@ -854,9 +854,11 @@ def _run(source, filename, session=False):
     except _BaseException as exc:
         try:
             value = None
-            if _isinstance(exc, _MemoryError):
+            if _isinstance(exc, _MemoryError) and not session:
                 # The artifact's data may fill the heap; release it so the
-                # report (and lowering it) can allocate.
+                # report (and lowering it) can allocate. A session's globals
+                # are its state and stay: if memory really ran out, the host
+                # rebuilds the session from its journal.
                 _dismantle(env)
             error = _runtime_error(exc, filename, lines, env)
             if deep_value and error.line is None:

@@ -510,7 +510,9 @@ pub(crate) fn artifact_filename(prepared: &Prepared, filename: &str) -> String {
 
 /// What a call into the guest returned, within the run's timeout.
 pub(crate) type CallResult = Result<
-    wasmtime::Result<Result<crate::bindings::interpreter::Success, crate::bindings::interpreter::GuestError>>,
+    wasmtime::Result<
+        Result<crate::bindings::interpreter::Success, crate::bindings::interpreter::GuestError>,
+    >,
     tokio::time::error::Elapsed,
 >;
 
@@ -586,10 +588,7 @@ pub(crate) fn finish(
             truncated.push(name.to_string());
         }
     }
-    let outputs = std::mem::replace(
-        &mut state.outputs,
-        crate::outputs::Outputs::new(0, 0),
-    );
+    let outputs = std::mem::replace(&mut state.outputs, crate::outputs::Outputs::new(0, 0));
     Ok(Outcome {
         status,
         language: prepared.language.name.clone(),

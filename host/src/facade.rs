@@ -477,7 +477,12 @@ impl Llmos {
     /// An empty journal for a new session in `language` whose cells use
     /// storage namespace `id`: the user's limits (sandboxed), or the strict
     /// ones when `untrusted` (cells written by a model).
-    pub fn new_session(&self, language: &str, id: &str, untrusted: bool) -> Result<Journal, HostError> {
+    pub fn new_session(
+        &self,
+        language: &str,
+        id: &str,
+        untrusted: bool,
+    ) -> Result<Journal, HostError> {
         let manifest = self.language(language)?;
         let tier = if untrusted {
             Tier::Untrusted

@@ -72,7 +72,9 @@ impl StorageReply {
     fn size(&self) -> usize {
         let err = |e: &StorageFailure| e.message.len() + 16;
         16 + match self {
-            StorageReply::Get(r) => r.as_ref().map_or_else(err, |v| v.as_ref().map_or(0, String::len)),
+            StorageReply::Get(r) => r
+                .as_ref()
+                .map_or_else(err, |v| v.as_ref().map_or(0, String::len)),
             StorageReply::Keys(r) => r
                 .as_ref()
                 .map_or_else(err, |v| v.iter().map(|k| k.len() + 8).sum()),

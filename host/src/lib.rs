@@ -121,5 +121,5 @@ pub use facade::{
     Artifact, ArtifactOptions, ArtifactSource, LimitOverrides, Llmos, RunOptions, Tier, parse_fuel,
 };
 pub use limits::{Limits, Quotas};
-pub use session::{Cell, CellOutcome, Journal, Session};
 pub use outcome::{Outcome, Status};
+pub use session::{Cell, CellOutcome, Journal, Session};

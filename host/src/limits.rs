@@ -48,7 +48,10 @@ pub struct Limits {
     /// Maximum linear memory, in bytes, summed over all memories of the instance.
     pub memory_bytes: u64,
     /// Wall-clock budget for instantiation plus the run.
-    #[serde(serialize_with = "ser_duration_ms", deserialize_with = "de_duration_ms")]
+    #[serde(
+        serialize_with = "ser_duration_ms",
+        deserialize_with = "de_duration_ms"
+    )]
     pub timeout: Duration,
     /// Maximum bytes captured per stream: stdout, stderr, and log text.
     pub output_bytes: usize,

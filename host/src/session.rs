@@ -123,8 +123,8 @@ impl Journal {
                 path.display()
             )));
         }
-        let journal: Journal = serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| {
+        let journal: Journal =
+            serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
                 HostError::Session(format!("`{}` is not a session file: {e}", path.display()))
             })?;
         journal.validate(path)?;
@@ -181,8 +181,7 @@ impl Journal {
 
     /// The fuel a cell may still use under the session budget.
     pub fn fuel_left(&self) -> Option<u64> {
-        self.budget_fuel
-            .map(|b| b.saturating_sub(self.fuel_used))
+        self.budget_fuel.map(|b| b.saturating_sub(self.fuel_used))
     }
 }
 
@@ -258,7 +257,10 @@ pub struct Cell<'a> {
 
 impl Session {
     /// A session over `journal` on `runtime`, with its cells replayed.
-    pub async fn open(runtime: &Runtime, journal: Journal) -> Result<(Session, Replayed), HostError> {
+    pub async fn open(
+        runtime: &Runtime,
+        journal: Journal,
+    ) -> Result<(Session, Replayed), HostError> {
         let prepared = runtime.prepare_async(&journal.language, true).await?;
         let mut session = Session {
             prepared,
@@ -382,9 +384,7 @@ impl Session {
                 })
             }
         };
-        live.store
-            .data_mut()
-            .start_cell(limits, &prepared.quotas);
+        live.store.data_mut().start_cell(limits, &prepared.quotas);
         engine::arm(&mut live.store, limits)?;
         let start = Instant::now();
         let Live { store, instance } = live;
@@ -421,7 +421,12 @@ impl Session {
                 )));
             }
             let (outcome, returned) = self
-                .call(&c.source, &c.filename, &c.limits, Source::Replay(c.inputs.clone()))
+                .call(
+                    &c.source,
+                    &c.filename,
+                    &c.limits,
+                    Source::Replay(c.inputs.clone()),
+                )
                 .await?;
             fuel += outcome.fuel_consumed.unwrap_or(0);
             let differs = if let Some(why) = &outcome.replay_diverged {

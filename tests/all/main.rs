@@ -20,6 +20,7 @@ mod pool;
 mod python;
 mod quantum;
 mod sandbox;
+mod session;
 mod storage;
 mod supervisor;
 mod viz;

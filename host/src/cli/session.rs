@@ -160,7 +160,13 @@ pub fn session(
                 } else if list.is_empty() {
                     errln!("llmos: no sessions (start one with `llmos session new`)");
                 } else {
-                    outln!("{:<24} {:<12} {:>6} {:>16}", "NAME", "LANGUAGE", "CELLS", "FUEL");
+                    outln!(
+                        "{:<24} {:<12} {:>6} {:>16}",
+                        "NAME",
+                        "LANGUAGE",
+                        "CELLS",
+                        "FUEL"
+                    );
                     for s in list {
                         outln!(
                             "{:<24} {:<12} {:>6} {:>16}",
