@@ -18,7 +18,7 @@ use wasmtime::{Config, Engine, Store};
 use crate::bindings::LanguagePre;
 use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
 use crate::error::HostError;
-use crate::inputs::{RunInputs, Source, Tape};
+use crate::inputs::{Source, Tape};
 use crate::kernel::storage::StorageService;
 use crate::language::{Languages, Manifest};
 use crate::limits::{self, EpochTicker, Limits, Quotas};
@@ -76,8 +76,9 @@ pub struct RunRequest {
     /// seeded run also gets virtual clocks (see [`crate::inputs`]), so it is
     /// fully deterministic.
     pub seed: Option<u64>,
-    /// Replay these recorded inputs instead (the seed is ignored).
-    pub replay: Option<RunInputs>,
+    /// Where the run's inputs come from instead (a replay, or a fix being
+    /// verified on a failing run's inputs); the seed is then ignored.
+    pub inputs: Option<Source>,
 }
 
 impl RunRequest {
@@ -91,7 +92,7 @@ impl RunRequest {
             source: source.into(),
             limits: Limits::default(),
             seed: None,
-            replay: None,
+            inputs: None,
         }
     }
 }
@@ -426,8 +427,8 @@ impl RuntimeInner {
 /// metered when `limits.fuel` is set, un-metered otherwise.
 pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outcome, HostError> {
     let limits = &req.limits;
-    let source = match &req.replay {
-        Some(inputs) => Source::Replay(inputs.clone()),
+    let source = match &req.inputs {
+        Some(source) => source.clone(),
         None => Source::for_seed(req.seed),
     };
     let mut store = new_store(prepared, &req.artifact_id, limits, Tape::new(source))?;

@@ -411,7 +411,7 @@ impl Llmos {
             artifact_id: artifact.id.clone(),
             limits: self.limits(artifact.tier, &opts.limits)?,
             seed: opts.seed,
-            replay: None,
+            inputs: None,
         })
     }
 
@@ -637,6 +637,56 @@ impl Llmos {
         }
         let supervisor = Supervisor::new(&self.runtime, provider, config)?;
         supervisor.run(&req, on_event).await
+    }
+}
+
+/// Replaying recorded runs (`llmos replay`).
+#[cfg(feature = "supervisor")]
+impl Llmos {
+    /// Run attempt `number` of `trace` again on its recorded inputs: the
+    /// same code, limits, seed, clock readings and storage replies (served
+    /// from the record: nothing is written). The result's
+    /// `replay_diverged` says if the run asked for anything the record does
+    /// not hold.
+    pub async fn replay(
+        &self,
+        trace: &crate::supervisor::trace::Trace,
+        number: u32,
+    ) -> Result<Outcome, HostError> {
+        let bad = |why: String| HostError::Usage(format!("cannot replay attempt {number}: {why}"));
+        let attempt = trace
+            .attempts
+            .iter()
+            .find(|a| a.number == number)
+            .ok_or_else(|| bad(format!("the trace has {} attempts", trace.attempts.len())))?;
+        let code = attempt
+            .code
+            .clone()
+            .ok_or_else(|| bad("it never ran (the LLM's answer was rejected)".into()))?;
+        let inputs = attempt
+            .outcome
+            .as_ref()
+            .and_then(|o| o.inputs.clone())
+            .ok_or_else(|| bad("the trace has no recorded inputs for it".into()))?;
+        if !inputs.replayable() {
+            return Err(bad(
+                "it read the clocks or storage more often than a record holds".into(),
+            ));
+        }
+        let limits = attempt
+            .limits
+            .clone()
+            .ok_or_else(|| bad("the trace does not record its limits".into()))?;
+        let req = RunRequest {
+            language: self.language(&trace.language)?.name.clone(),
+            source: code,
+            filename: trace.artifact.clone(),
+            artifact_id: "replay".into(),
+            limits,
+            seed: None,
+            inputs: Some(crate::inputs::Source::Replay(inputs)),
+        };
+        self.runtime.run(&req).await
     }
 }
 

@@ -19,6 +19,11 @@
 //!   effect repeated: a storage write is answered from the record, never
 //!   applied again. What the guest asks beyond the record, or in another
 //!   order, marks the replay [diverged](Tape::diverged).
+//! - [`Source::Verify`]: how the supervisor runs a candidate fix: the
+//!   failing run's seed and clock readings, and its storage reads answered
+//!   as they were (a `get` of a key the failing run read returns what it
+//!   returned then); what the record does not hold is live (writes always).
+//!   So a fix is checked on the inputs that broke the original.
 //!
 //! Sessions use the same tape: a cell's inputs are journaled with the cell,
 //! and restoring a session replays each cell on its own inputs.
@@ -54,6 +59,18 @@ pub enum ClockKind {
     Host,
     /// Deterministic clocks (see [`Source::Virtual`]).
     Virtual,
+}
+
+/// One storage call: its key (or prefix; empty for `clear`) and the reply
+/// the guest received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageCall {
+    /// The key, or the prefix of `keys`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// The reply.
+    #[serde(flatten)]
+    pub reply: StorageReply,
 }
 
 /// A storage call's reply, as the guest received it.
@@ -109,9 +126,9 @@ pub struct RunInputs {
     /// Monotonic-clock readings, nanoseconds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monotonic_ns: Vec<u64>,
-    /// Replies to storage calls.
+    /// Storage calls and their replies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub storage: Vec<StorageReply>,
+    pub storage: Vec<StorageCall>,
     /// Some inputs were not recorded (the record's bounds): this run cannot
     /// be replayed exactly.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -140,6 +157,8 @@ pub enum Source {
     },
     /// The recorded inputs of an earlier run.
     Replay(RunInputs),
+    /// An earlier run's seed, clocks and storage reads, the rest live.
+    Verify(RunInputs),
 }
 
 impl Source {
@@ -163,8 +182,10 @@ struct TapeState {
     mode: Mode,
     record: RunInputs,
     storage_bytes: usize,
-    /// The inputs served back, when replaying.
+    /// The inputs served back, when replaying or verifying.
     replay: Option<RunInputs>,
+    /// Recorded storage calls already served (verify mode).
+    used: Vec<bool>,
     /// Replay cursors.
     wall_i: usize,
     mono_i: usize,
@@ -183,6 +204,7 @@ enum Mode {
     Host,
     Virtual,
     Replay,
+    Verify,
 }
 
 impl std::fmt::Debug for Tape {
@@ -200,6 +222,7 @@ impl Tape {
                 record: RunInputs::default(),
                 storage_bytes: 0,
                 replay: None,
+                used: Vec::new(),
                 wall_i: 0,
                 mono_i: 0,
                 storage_i: 0,
@@ -222,6 +245,7 @@ impl Tape {
             Source::Host { seed } => (Mode::Host, seed_or_random(seed), None),
             Source::Virtual { seed } => (Mode::Virtual, seed, None),
             Source::Replay(inputs) => (Mode::Replay, inputs.seed, Some(inputs)),
+            Source::Verify(inputs) => (Mode::Verify, inputs.seed, Some(inputs)),
         };
         s.mode = mode;
         s.record = RunInputs {
@@ -240,6 +264,7 @@ impl Tape {
             s.replay = None;
         }
         s.storage_bytes = 0;
+        s.used = Vec::new();
         s.wall_i = 0;
         s.mono_i = 0;
         s.storage_i = 0;
@@ -275,14 +300,16 @@ impl Tape {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             Mode::Virtual => s.virtual_tick(),
-            Mode::Replay => {
+            Mode::Replay | Mode::Verify => {
                 let i = s.wall_i;
                 s.wall_i += 1;
                 match s.replay_reading(|r| &r.wall_ns, i) {
                     Some(ns) => ns,
                     None => {
                         let last = s.record.wall_ns.last().copied().unwrap_or(0);
-                        s.diverge("the run read the wall clock more often than recorded");
+                        if s.mode == Mode::Replay {
+                            s.diverge("the run read the wall clock more often than recorded");
+                        }
                         last.saturating_add(VIRTUAL_STEP_NS)
                     }
                 }
@@ -298,14 +325,16 @@ impl Tape {
         let ns = match s.mode {
             Mode::Host => u64::try_from(s.origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Mode::Virtual => s.virtual_tick() - VIRTUAL_EPOCH_SECS * 1_000_000_000,
-            Mode::Replay => {
+            Mode::Replay | Mode::Verify => {
                 let i = s.mono_i;
                 s.mono_i += 1;
                 match s.replay_reading(|r| &r.monotonic_ns, i) {
                     Some(ns) => ns,
                     None => {
                         let last = s.record.monotonic_ns.last().copied().unwrap_or(0);
-                        s.diverge("the run read the monotonic clock more often than recorded");
+                        if s.mode == Mode::Replay {
+                            s.diverge("the run read the monotonic clock more often than recorded");
+                        }
                         last.saturating_add(VIRTUAL_STEP_NS)
                     }
                 }
@@ -325,7 +354,7 @@ impl Tape {
                 s.virtual_ns = s.virtual_ns.saturating_add(ns);
                 Some(())
             }
-            Mode::Replay => Some(()),
+            Mode::Replay | Mode::Verify => Some(()),
         }
     }
 
@@ -342,35 +371,63 @@ impl Tape {
                 s.virtual_ns = now.max(when);
                 None
             }
-            Mode::Replay => None,
+            Mode::Replay | Mode::Verify => None,
         }
     }
 
-    /// Answer a storage call: from the record when replaying, else by
-    /// running `live` and recording its reply.
-    pub fn storage<T: Recordable>(&self, live: impl FnOnce() -> T) -> T {
-        let replaying = self.lock().mode == Mode::Replay;
-        if replaying {
-            let mut s = self.lock();
-            let i = s.storage_i;
-            s.storage_i += 1;
-            let recorded = s
-                .replay
-                .as_ref()
-                .and_then(|r| r.storage.get(i))
-                .and_then(|r| T::from_reply(r));
-            let reply = match recorded {
-                Some(r) => r,
-                None => {
-                    s.diverge("the run made a storage call that was not recorded");
+    /// Answer the storage call on `key`: from the record when replaying
+    /// (and, when verifying, a read the record holds), else by running
+    /// `live`; the reply is recorded either way.
+    pub fn storage<T: Recordable>(&self, key: &str, live: impl FnOnce() -> T) -> T {
+        let mut s = self.lock();
+        let served = match s.mode {
+            Mode::Replay => {
+                let i = s.storage_i;
+                s.storage_i += 1;
+                let recorded = s
+                    .replay
+                    .as_ref()
+                    .and_then(|r| r.storage.get(i))
+                    .filter(|c| c.key == key)
+                    .and_then(|c| T::from_reply(&c.reply));
+                Some(recorded.unwrap_or_else(|| {
+                    s.diverge("the run made a storage call that is not the next one recorded");
                     T::unavailable("replay: this storage call is not in the record")
-                }
-            };
-            s.push_storage(reply.to_reply());
-            return reply;
-        }
-        let reply = live();
-        self.lock().push_storage(reply.to_reply());
+                }))
+            }
+            Mode::Verify if T::IS_READ => {
+                let found = s.replay.as_ref().and_then(|r| {
+                    r.storage.iter().enumerate().find_map(|(i, c)| {
+                        let fresh = !s.used.get(i).copied().unwrap_or(false);
+                        (fresh && c.key == key)
+                            .then(|| T::from_reply(&c.reply).map(|t| (i, t)))
+                            .flatten()
+                    })
+                });
+                found.map(|(i, t)| {
+                    if s.used.len() <= i {
+                        s.used.resize(i + 1, false);
+                    }
+                    s.used[i] = true;
+                    t
+                })
+            }
+            _ => None,
+        };
+        let reply = match served {
+            Some(r) => r,
+            None => {
+                // The store may take a while: never hold the tape meanwhile.
+                drop(s);
+                let r = live();
+                s = self.lock();
+                r
+            }
+        };
+        s.push_storage(StorageCall {
+            key: key.to_string(),
+            reply: reply.to_reply(),
+        });
         reply
     }
 
@@ -422,11 +479,11 @@ impl TapeState {
         }
     }
 
-    fn push_storage(&mut self, reply: StorageReply) {
-        let size = reply.size();
+    fn push_storage(&mut self, call: StorageCall) {
+        let size = call.reply.size() + call.key.len();
         if self.storage_bytes.saturating_add(size) <= MAX_STORAGE_BYTES {
             self.storage_bytes += size;
-            self.record.storage.push(reply);
+            self.record.storage.push(call);
         } else {
             self.record.incomplete = true;
         }
@@ -435,6 +492,8 @@ impl TapeState {
 
 /// A storage call's result that can be recorded and served back.
 pub trait Recordable: Sized {
+    /// Whether the call only reads (verify mode answers reads from the record).
+    const IS_READ: bool;
     /// The record of this reply.
     fn to_reply(&self) -> StorageReply;
     /// This reply, if `r` is one of its kind.
@@ -600,6 +659,7 @@ mod tests {
     use super::*;
 
     impl Recordable for Result<Option<String>, StorageFailure> {
+        const IS_READ: bool = true;
         fn to_reply(&self) -> StorageReply {
             StorageReply::Get(self.clone())
         }
@@ -639,7 +699,7 @@ mod tests {
         let live = Tape::new(Source::Host { seed: None });
         let w = live.wall_now();
         let m = live.monotonic_now();
-        let r: Result<Option<String>, StorageFailure> = live.storage(|| Ok(Some("v".into())));
+        let r: Result<Option<String>, StorageFailure> = live.storage("k", || Ok(Some("v".into())));
         assert_eq!(r, Ok(Some("v".into())));
         let rec = live.inputs();
         assert!(rec.replayable());
@@ -648,12 +708,23 @@ mod tests {
         assert_eq!(replay.wall_now(), w);
         assert_eq!(replay.monotonic_now(), m);
         let r: Result<Option<String>, StorageFailure> =
-            replay.storage(|| panic!("a replay never touches storage"));
+            replay.storage("k", || panic!("a replay never touches storage"));
         assert_eq!(r, Ok(Some("v".into())));
         assert_eq!(replay.diverged(), None);
         assert_eq!(replay.inputs(), rec);
         replay.wall_now();
         assert!(replay.diverged().is_some());
+
+        // Verifying: a read of a recorded key gets the recorded reply once;
+        // anything else is live.
+        let verify = Tape::new(Source::Verify(rec));
+        let r: Result<Option<String>, StorageFailure> = verify.storage("k", || Ok(None));
+        assert_eq!(r, Ok(Some("v".into())));
+        let r: Result<Option<String>, StorageFailure> = verify.storage("k", || Ok(None));
+        assert_eq!(r, Ok(None));
+        let r: Result<Option<String>, StorageFailure> = verify.storage("other", || Ok(None));
+        assert_eq!(r, Ok(None));
+        assert_eq!(verify.wall_now(), w);
     }
 
     #[test]

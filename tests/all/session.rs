@@ -381,3 +381,50 @@ fn seeded_runs_are_byte_identical_demo_and_hostile_fixtures() {
         );
     }
 }
+
+#[test]
+fn replay_reproduces_a_recorded_run_at_the_same_fuel_without_touching_storage() {
+    let d = scratch("replay");
+    let art = d.join("visit.py");
+    std::fs::write(
+        &art,
+        "import time, random\nfrom llmos import storage\n\
+         n = storage.get('n', 0)\nstorage.set('n', n + 1)\n\
+         print(n, time.time(), time.monotonic(), random.random())\n\
+         if n == 0:\n    raise ValueError('first visit')\n",
+    )
+    .expect("write");
+    let a = art.display().to_string();
+    let trace = d.join("trace.json").display().to_string();
+    let first = llmos(&["run", &a, "--trace", &trace, "--json"], &d);
+    assert_eq!(first.code, Some(1));
+    let recorded = first.json();
+    // Storage moves on: the replay must still see n == 0, and write nothing.
+    assert_eq!(llmos(&["run", &a], &d).code, Some(0));
+    let r = llmos(&["replay", &trace, "--json"], &d);
+    assert_eq!(r.code, Some(0), "{}", String::from_utf8_lossy(&r.stdout));
+    let v = r.json();
+    assert_eq!(v["reproduced"], true, "{v}");
+    assert_eq!(v["outcome"]["stdout"], recorded["stdout"]);
+    assert_eq!(v["outcome"]["fuel_consumed"], recorded["fuel_consumed"]);
+    assert_eq!(v["outcome"]["error"]["message"], "first visit");
+    let probe = d.join("probe.py");
+    std::fs::write(&probe, "from llmos import storage\nstorage.get('n')\n").expect("write");
+    let p = probe.display().to_string();
+    // Same storage namespace as the artifact: its canonical path.
+    let canonical = std::fs::canonicalize(&art).expect("canonical");
+    let id = canonical.display().to_string();
+    let n = llmos(&["run", &p, "--id", &id, "--json"], &d).json();
+    assert_eq!(n["value"], "2", "the replay wrote to storage: {n}");
+
+    // A tampered trace: the replay notices it ran off its record.
+    let mut t: Value = serde_json::from_slice(&std::fs::read(d.join("trace.json")).expect("read"))
+        .expect("trace json");
+    t["attempts"][0]["code"] = "import time\ntime.time(); time.time(); time.time()\n".into();
+    std::fs::write(d.join("trace.json"), t.to_string()).expect("write");
+    let r = llmos(&["replay", &trace, "--json"], &d);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.json()["reproduced"], false);
+    let bad = llmos(&["replay", &trace, "--attempt", "7"], &d);
+    assert_eq!(bad.code, Some(2));
+}

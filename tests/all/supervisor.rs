@@ -581,3 +581,44 @@ fn repairs_run_in_the_repair_namespace() {
     );
     assert_eq!(s.outcome.stdout, "hunter2\n");
 }
+
+#[test]
+fn a_repair_is_verified_on_the_inputs_that_broke_the_original() {
+    // The original reads randomness, the clock and storage, then fails; the
+    // candidate prints what it sees. It must see what the original saw.
+    let probe = "const seen = [Math.random(), Date.now(), kernel.storage.get('verify-probe')];\n";
+    let broken = format!(
+        "{probe}kernel.storage.set('verify-probe', 'changed');\nconsole.log(JSON.stringify(seen));\nthrow new Error('boom');\n"
+    );
+    let fixed = format!("{probe}console.log(JSON.stringify(seen));\n");
+    let fake = FakeLlm::start(vec![Reply::text(fenced("javascript", &fixed))]);
+    let s = supervise_with(
+        ProviderKind::OpenAi,
+        &fake,
+        "javascript",
+        &broken,
+        |_, sup| {
+            sup.repair_namespace = Some("verify-repair".into());
+        },
+    );
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    let first = s.trace.attempts[0]
+        .outcome
+        .as_ref()
+        .expect("original outcome");
+    let repair = s.trace.attempts[1]
+        .outcome
+        .as_ref()
+        .expect("repair outcome");
+    assert_eq!(repair.status, Status::Ok);
+    // Same random draw, same clock reading, and the storage read answered as
+    // it was for the original (before its own write), though the repair runs
+    // in another namespace.
+    assert_eq!(first.stdout, repair.stdout, "{first:?}\n{repair:?}");
+    let seen: serde_json::Value = serde_json::from_str(first.stdout.trim()).expect("json");
+    assert!(seen[1].as_f64().is_some_and(|t| t > 1.7e12), "{seen}");
+    assert_eq!(
+        first.inputs.as_ref().map(|i| i.seed),
+        repair.inputs.as_ref().map(|i| i.seed)
+    );
+}

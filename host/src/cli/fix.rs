@@ -285,3 +285,95 @@ pub fn show(path: &Path, json: bool) -> Result<ExitCode, HostError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `llmos replay TRACE [--attempt N]`: run a recorded attempt again on its
+/// recorded inputs and say whether it ended the same way.
+pub fn replay(
+    path: &Path,
+    attempt: Option<u32>,
+    json: bool,
+    verbose: bool,
+    config: Option<PathBuf>,
+) -> Result<ExitCode, HostError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HostError::io(path, e))?;
+    let trace: Trace = serde_json::from_str(&text)
+        .map_err(|e| HostError::Usage(format!("{} is not an llmos trace: {e}", path.display())))?;
+    let number = attempt.unwrap_or(0);
+    let rt = super::async_runtime()?;
+    let llmos = rt.block_on(super::boot_lazy(config, verbose, !json))?;
+    let replayed = rt.block_on(llmos.replay(&trace, number))?;
+    let recorded = trace
+        .attempts
+        .iter()
+        .find(|a| a.number == number)
+        .and_then(|a| a.outcome.clone());
+    let mut differences = Vec::new();
+    if let Some(r) = &recorded {
+        if r.status != replayed.status {
+            differences.push(format!(
+                "status {} (recorded {})",
+                replayed.status, r.status
+            ));
+        }
+        if r.fuel_consumed != replayed.fuel_consumed {
+            differences.push(format!(
+                "fuel {} (recorded {})",
+                replayed.fuel_consumed.unwrap_or(0),
+                r.fuel_consumed.unwrap_or(0)
+            ));
+        }
+        for (what, a, b) in [
+            ("value", &replayed.value, &r.value),
+            (
+                "stdout",
+                &Some(replayed.stdout.clone()),
+                &Some(r.stdout.clone()),
+            ),
+            (
+                "stderr",
+                &Some(replayed.stderr.clone()),
+                &Some(r.stderr.clone()),
+            ),
+        ] {
+            if a != b {
+                differences.push(format!("{what} differs"));
+            }
+        }
+    }
+    if let Some(why) = &replayed.replay_diverged {
+        differences.push(format!("diverged: {why}"));
+    }
+    let reproduced = differences.is_empty();
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "attempt": number,
+                "reproduced": reproduced,
+                "differences": differences,
+                "outcome": replayed,
+            })
+        );
+    } else {
+        let fuel = replayed
+            .fuel_consumed
+            .map(|f| format!(" at fuel {f}"))
+            .unwrap_or_default();
+        if reproduced {
+            errln!(
+                "✓ attempt {number} reproduced: {}{fuel}",
+                terminal::line(&replayed.summary())
+            );
+        } else {
+            errln!(
+                "✗ attempt {number} did not reproduce: {}",
+                differences.join("; ")
+            );
+        }
+    }
+    Ok(if reproduced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_ARTIFACT_FAILED)
+    })
+}

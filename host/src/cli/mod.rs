@@ -77,6 +77,19 @@ pub enum Command {
     /// Serve batch jobs on stdin/stdout (started by `llmos batch`).
     #[command(hide = true)]
     BatchWorker(batch::WorkerArgs),
+    /// Run a recorded attempt of a trace (`llmos run --trace FILE`) again on
+    /// its recorded inputs (seed, clocks, storage replies) and check that it
+    /// ends the same way, at the same fuel.
+    Replay {
+        /// The trace file.
+        trace: PathBuf,
+        /// The attempt (0: the artifact as given).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Notebook sessions: cells that share an interpreter's globals.
     Session {
         #[command(subcommand)]
@@ -151,6 +164,11 @@ pub fn main() -> ExitCode {
         Command::Batch(args) => batch::run(*args, cli.verbose, cli.config),
         Command::BatchWorker(args) => batch::worker(args, cli.config),
         Command::Worker(args) => batch::redis_worker(*args, cli.config),
+        Command::Replay {
+            trace,
+            attempt,
+            json,
+        } => fix::replay(&trace, attempt, json, cli.verbose, cli.config),
         Command::Session { command } => session::session(command, cli.verbose, cli.config),
         Command::Snapshot { command } => session::snapshot(command, cli.verbose, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),

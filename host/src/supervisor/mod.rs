@@ -204,6 +204,7 @@ impl<'a> Supervisor<'a> {
             first.limits.fuel = Some(limit.min(budget.max(1)));
         }
         let (outcome, run_ms) = self.run_version(&first, &req.source, 0).await?;
+        let original_inputs = outcome.inputs.clone().filter(|i| i.replayable());
         fuel_used = fuel_used.saturating_add(outcome.fuel_consumed.unwrap_or(0));
         let report = ErrorReport::new(&outcome, &req.source);
         on_event(Event::Ran {
@@ -219,6 +220,7 @@ impl<'a> Supervisor<'a> {
             outcome: Some(outcome.clone()),
             report: report.clone(),
             run_ms,
+            limits: Some(first.limits.clone()),
         });
         let mut current = req.source.clone();
         let mut current_outcome = outcome;
@@ -354,6 +356,11 @@ impl<'a> Supervisor<'a> {
                 // namespace), within what is left of the fuel budget.
                 let mut next = req.clone();
                 next.source = code.clone();
+                // Checked on the inputs that broke the original: its seed,
+                // clock readings and storage reads.
+                if let Some(inputs) = &original_inputs {
+                    next.inputs = Some(crate::inputs::Source::Verify(inputs.clone()));
+                }
                 next.limits = repair_limits(&req.limits, self.config.repair_limits.as_ref());
                 if let Some(ns) = &self.config.repair_namespace {
                     next.artifact_id = ns.clone();
@@ -377,6 +384,7 @@ impl<'a> Supervisor<'a> {
                     outcome: Some(outcome.clone()),
                     report: new_report.clone(),
                     run_ms,
+                    limits: Some(next.limits.clone()),
                 });
                 let previous_key = (report.class.clone(), report.line);
                 current = code.clone();

@@ -58,6 +58,9 @@ pub struct Attempt {
     pub report: Option<ErrorReport>,
     /// Its run time.
     pub run_ms: f64,
+    /// The limits it ran under (for `llmos replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::Limits>,
 }
 
 impl Attempt {
@@ -71,6 +74,7 @@ impl Attempt {
             outcome: None,
             report: None,
             run_ms: 0.0,
+            limits: None,
         }
     }
 }

@@ -105,12 +105,13 @@ impl StorageCtx {
 
     fn with<T>(
         &self,
+        key: &str,
         f: impl FnOnce(&Store, &str) -> Result<T, StoreError>,
     ) -> wasmtime::Result<Result<T, StorageError>>
     where
         Result<T, StorageError>: Recordable,
     {
-        Ok(self.tape.storage(|| {
+        Ok(self.tape.storage(key, || {
             self.service
                 .store()
                 .and_then(|s| f(s, &self.namespace))
@@ -147,8 +148,9 @@ fn from_failure(f: &StorageFailure) -> StorageError {
 
 /// Each storage function's result, recorded as its [`StorageReply`] variant.
 macro_rules! recordable {
-    ($($t:ty => $variant:ident),* $(,)?) => {$(
+    ($($t:ty => $variant:ident, $read:expr);* $(;)?) => {$(
         impl Recordable for Result<$t, StorageError> {
+            const IS_READ: bool = $read;
             fn to_reply(&self) -> StorageReply {
                 StorageReply::$variant(self.as_ref().map(Clone::clone).map_err(failure))
             }
@@ -166,11 +168,11 @@ macro_rules! recordable {
 }
 
 recordable! {
-    Option<String> => Get,
-    () => Set,
-    bool => Delete,
-    Vec<String> => Keys,
-    u32 => Clear,
+    Option<String> => Get, true;
+    () => Set, false;
+    bool => Delete, false;
+    Vec<String> => Keys, true;
+    u32 => Clear, false;
 }
 
 fn guest_error(e: StoreError) -> StorageError {
@@ -208,7 +210,7 @@ fn per_bytes(bytes: usize) -> u64 {
 impl storage::Host for StorageView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StorageError>> {
         self.meter.charge(cost::CALL + per_bytes(key.len()))?;
-        let r = self.ctx.with(|s, ns| s.get(ns, &key))?;
+        let r = self.ctx.with(&key, |s, ns| s.get(ns, &key))?;
         let read = r.as_ref().map_or(0, |v| v.as_ref().map_or(0, String::len));
         self.meter.charge(per_bytes(read))?;
         Ok(r)
@@ -218,7 +220,7 @@ impl storage::Host for StorageView<'_> {
         self.meter.charge(
             cost::CALL + cost::STORAGE_WRITE + per_bytes(key.len().saturating_add(value.len())),
         )?;
-        let r = self.ctx.with(|s, ns| s.set(ns, &key, &value));
+        let r = self.ctx.with(&key, |s, ns| s.set(ns, &key, &value));
         self.meter.check_time()?;
         r
     }
@@ -226,14 +228,14 @@ impl storage::Host for StorageView<'_> {
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, StorageError>> {
         self.meter
             .charge(cost::CALL + cost::STORAGE_WRITE + per_bytes(key.len()))?;
-        let r = self.ctx.with(|s, ns| s.delete(ns, &key));
+        let r = self.ctx.with(&key, |s, ns| s.delete(ns, &key));
         self.meter.check_time()?;
         r
     }
 
     fn keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
         self.meter.charge(cost::CALL + per_bytes(prefix.len()))?;
-        let r = self.ctx.with(|s, ns| s.keys(ns, &prefix))?;
+        let r = self.ctx.with(&prefix, |s, ns| s.keys(ns, &prefix))?;
         let read = r.as_ref().map_or(0, |v| v.iter().map(String::len).sum());
         self.meter.charge(per_bytes(read))?;
         Ok(r)
@@ -241,7 +243,7 @@ impl storage::Host for StorageView<'_> {
 
     fn clear(&mut self) -> wasmtime::Result<Result<u32, StorageError>> {
         self.meter.charge(cost::CALL + cost::STORAGE_WRITE)?;
-        let r = self.ctx.with(|s, ns| s.clear(ns));
+        let r = self.ctx.with("", |s, ns| s.clear(ns));
         self.meter.check_time()?;
         r
     }
