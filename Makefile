@@ -131,6 +131,7 @@ test: build
 bench: build
 	cargo bench --locked -p llmos-tests --bench kernel
 	cargo bench --locked -p llmos-tests --bench batch
+	cargo bench --locked -p llmos-tests --bench session
 
 # The repair loop on tests/fixtures/buggy with the configured LLM provider
 # (LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL, OPENAI_API_KEY/ANTHROPIC_API_KEY).
