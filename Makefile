@@ -97,7 +97,7 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 $(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv
 	@mkdir -p $(COMPONENTS)
 	cd guests/python && env -u VIRTUAL_ENV -i PATH="$$PATH" HOME=/nonexistent PYTHONDONTWRITEBYTECODE=1 \
-	  $(VENV)/bin/componentize-py -d $(ROOT)/wit -w language componentize \
+	  $(VENV)/bin/componentize-py -d $(ROOT)/wit -w language-session componentize \
 	  -p . -p $(ROOT)/volumes/system/kernel/python -p $(ROOT)/volumes/system/kernel guest -o $@.tmp && mv $@.tmp $@
 
 # --------------------------------------------------------------- system volume

@@ -4,8 +4,9 @@
 //! A language manifest lists its stdlib files (`api = [...]`, paths on the
 //! system volume). Every doc block in them whose first line starts with a
 //! qualified name (`kernel.storage.get(key)`, `llmos.viz.Canvas`) is one
-//! entry: JSDoc blocks (`/** ... */`) and Python docstrings (`"""..."""`)
-//! are recognised. The docs live next to the code they describe, so the
+//! entry. The manifest says how a block opens and closes (`doc_block`:
+//! `["/**", "*/"]` for JSDoc, `["\"\"\"", "\"\"\""]` for docstrings,
+//! `["--[[", "]]"]` for Lua); a `*` margin on every line is removed. The docs live next to the code they describe, so the
 //! reference cannot drift from it. `llmos api LANG` prints it, and the repair
 //! loop gives it to the LLM.
 
@@ -29,10 +30,13 @@ pub struct ApiEntry {
 /// system volume, in file order.
 pub fn reference(manifest: &Manifest, system_volume: &Path) -> Result<Vec<ApiEntry>, HostError> {
     let mut out = Vec::new();
+    let Some([open, close]) = &manifest.doc_block else {
+        return Ok(out);
+    };
     for rel in &manifest.api {
         let path = system_volume.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| HostError::io(&path, e))?;
-        out.extend(extract(&text));
+        out.extend(extract(&text, open, close));
     }
     Ok(out)
 }
@@ -52,30 +56,33 @@ pub fn markdown(language: &str, entries: &[ApiEntry]) -> String {
     s
 }
 
-/// Every API doc block of a source file.
-pub fn extract(text: &str) -> Vec<ApiEntry> {
+/// Every API doc block of a source file, blocks delimited by `open` and `close`.
+pub fn extract(text: &str, open: &str, close: &str) -> Vec<ApiEntry> {
     let mut out = Vec::new();
     let mut rest = text;
-    loop {
-        let js = rest.find("/**");
-        let py = rest.find("\"\"\"");
-        let (start, open, close) = match (js, py) {
-            (Some(j), Some(p)) if j < p => (j, "/**", "*/"),
-            (Some(j), None) => (j, "/**", "*/"),
-            (_, Some(p)) => (p, "\"\"\"", "\"\"\""),
-            (None, None) => break,
-        };
+    if open.is_empty() || close.is_empty() {
+        return out;
+    }
+    while let Some(start) = rest.find(open) {
         let body_start = start + open.len();
         let Some(len) = rest[body_start..].find(close) else {
             break;
         };
         let body = &rest[body_start..body_start + len];
         rest = &rest[body_start + len + close.len()..];
-        let lines: Vec<&str> = body
-            .lines()
+        let raw: Vec<&str> = body.lines().collect();
+        // A JSDoc-style margin: every non-empty line starts with `*`.
+        let margin = raw
+            .iter()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| l.trim_start().starts_with('*'))
+            && raw.len() > 1;
+        let lines: Vec<&str> = raw
+            .iter()
             .map(|l| {
-                if open == "/**" {
-                    let t = l.trim_start();
+                let t = l.trim_start();
+                if margin || t.starts_with("* ") {
                     t.strip_prefix("* ")
                         .or_else(|| t.strip_prefix('*'))
                         .unwrap_or(t)
@@ -137,7 +144,7 @@ mod tests {
     #[test]
     fn jsdoc_and_docstrings() {
         let js = "/**\n * kernel.storage.get(key) -> any\n * The value.\n *   indented\n */\nfunction f() {}\n/** not an api block */\n/** kernel.quantum.Circuit#h(q) -> Circuit  (Hadamard) */";
-        let e = extract(js);
+        let e = extract(js, "/**", "*/");
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].signature, "kernel.storage.get(key) -> any");
         assert_eq!(e[0].doc, "The value.\n  indented");
@@ -146,12 +153,17 @@ mod tests {
             "kernel.quantum.Circuit#h(q) -> Circuit  (Hadamard)"
         );
         let py = "\"\"\"Module doc.\"\"\"\ndef get(k):\n    \"\"\"llmos.storage.get(key, default=None) -> object\n\n    The value.\n    \"\"\"\n";
-        let e = extract(py);
+        let e = extract(py, "\"\"\"", "\"\"\"");
         assert_eq!(e.len(), 1);
         assert_eq!(
             e[0].signature,
             "llmos.storage.get(key, default=None) -> object"
         );
+        assert_eq!(e[0].doc, "The value.");
+        let lua = "--[[ kernel.storage.get(key, default) -> value\nThe value.\n]]\nlocal x = 1\n--[[ not api ]]";
+        let e = extract(lua, "--[[", "]]");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].signature, "kernel.storage.get(key, default) -> value");
         assert_eq!(e[0].doc, "The value.");
     }
 }

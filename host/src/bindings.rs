@@ -1,4 +1,7 @@
-//! The single `bindgen!` of the host: the `language` world every guest implements.
+//! The single `bindgen!` of the host: the `language` world every guest
+//! implements. The optional exports (`session.run-cell`, `init`) are looked
+//! up by name when a language is prepared (see `engine.rs`), as their
+//! manifest's capabilities declare them.
 
 wasmtime::component::bindgen!({
     path: "../wit",

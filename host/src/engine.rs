@@ -20,7 +20,7 @@ use crate::cache::{CacheStatus, ComponentCache, engine_fingerprint};
 use crate::error::HostError;
 use crate::inputs::{Source, Tape};
 use crate::kernel::storage::StorageService;
-use crate::language::{Languages, Manifest};
+use crate::language::{Capability, Languages, Manifest};
 use crate::limits::{self, EpochTicker, Limits, Quotas};
 use crate::outcome::{self, Abort, ErrorKind, GuestError, Outcome, Status, TrapInfo};
 use crate::state::HostState;
@@ -119,7 +119,21 @@ pub struct Prepared {
     pub storage: Arc<StorageService>,
     /// The kernel quotas of every run.
     pub quotas: Arc<Quotas>,
+    /// `session.run-cell`, when the component exports it.
+    pub(crate) run_cell: Option<wasmtime::component::ComponentExportIndex>,
 }
+
+/// What a guest says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GuestInfo {
+    /// Its language name.
+    pub language: String,
+    /// Interpreter and version.
+    pub version: String,
+}
+
+/// The name of the session interface export.
+pub const SESSION_EXPORT: &str = "llmos:kernel/session@0.1.0";
 
 /// Something that happened while preparing a language, for progress display.
 #[derive(Debug, Clone)]
@@ -211,6 +225,8 @@ pub fn engine_config_with(metered: bool, pool: Option<InstancePool>) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(limits::MAX_WASM_STACK)
         .async_stack_size(limits::ASYNC_STACK)
+        // Guests built from C with setjmp/longjmp (Lua) need wasm exceptions.
+        .wasm_exceptions(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .parallel_compilation(true);
     if let Some(pool) = pool {
@@ -304,6 +320,33 @@ impl Runtime {
                 what: "a component loader thread failed",
                 source: std::io::Error::other(e.to_string()),
             })?
+    }
+
+    /// What a language's guest says about itself (`interpreter.describe`),
+    /// from a fresh instance.
+    pub async fn describe(&self, language: &str) -> Result<GuestInfo, HostError> {
+        let prepared = self.prepare_async(language, true).await?;
+        let limits = Limits::default();
+        let mut store = new_store(
+            &prepared,
+            "describe",
+            &limits,
+            Tape::new(Source::Host { seed: None }),
+        )?;
+        arm(&mut store, &limits)?;
+        let info = tokio::time::timeout(limits.timeout, async {
+            let instance = prepared.pre.instantiate_async(&mut store).await?;
+            instance
+                .llmos_kernel_interpreter()
+                .call_describe(&mut store)
+                .await
+        })
+        .await
+        .map_err(|_| HostError::Usage(format!("{language}: `describe` timed out")))??;
+        Ok(GuestInfo {
+            language: info.language,
+            version: info.version,
+        })
     }
 
     /// Run one artifact in a fresh sandbox and report how it ended.
@@ -403,6 +446,27 @@ impl RuntimeInner {
             path: component_path.clone(),
             reason: format!("it does not export `llmos:kernel/interpreter`: {e:#}"),
         })?;
+        // What the manifest declares, the component must have.
+        let component = &loaded.component;
+        let run_cell = component
+            .get_export_index(None, SESSION_EXPORT)
+            .and_then(|i| component.get_export_index(Some(&i), "run-cell"));
+        let missing = |what: &str, capability: &str| HostError::Compile {
+            path: component_path.clone(),
+            reason: format!(
+                "its manifest declares `{capability}` but it does not export {what}"
+            ),
+        };
+        if manifest.has(Capability::Sessions) && run_cell.is_none() {
+            return Err(missing(&format!("`{SESSION_EXPORT}#run-cell`"), "sessions"));
+        }
+        if manifest.has(Capability::Preinit)
+            && component
+                .get_export_index(None, crate::preinit::INIT_EXPORT)
+                .is_none()
+        {
+            return Err(missing("`init` (the language-preinit world)", "preinit"));
+        }
         let prepared = Arc::new(Prepared {
             language: manifest.clone(),
             metered,
@@ -411,6 +475,11 @@ impl RuntimeInner {
             load_ms: loaded.millis,
             storage: self.storage.clone(),
             quotas: self.quotas.clone(),
+            run_cell: if manifest.has(Capability::Sessions) {
+                run_cell
+            } else {
+                None
+            },
         });
         self.lock_prepared().insert(key, prepared.clone());
         Ok(prepared)

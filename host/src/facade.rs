@@ -45,6 +45,28 @@ pub struct Llmos {
     boot_ms: f64,
 }
 
+/// A language as `llmos languages` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LanguageStatus {
+    /// Canonical name.
+    pub name: String,
+    /// How people write it.
+    pub display_name: String,
+    /// File extensions.
+    pub extensions: Vec<String>,
+    /// Optional parts of the contract it implements.
+    pub capabilities: Vec<String>,
+    /// One line.
+    pub description: String,
+    /// The guest's own version string.
+    pub version: Option<String>,
+    /// `ready`, `component_missing`, `failed` (does not load) or
+    /// `check_failed` (a manifest check returned something else).
+    pub status: String,
+    /// Why, when not ready.
+    pub reason: Option<String>,
+}
+
 /// How far an artifact is trusted, from where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -294,6 +316,51 @@ impl Llmos {
         self.runtime.languages()
     }
 
+    /// A language's version, capabilities and health: whether its component
+    /// exists, loads and passes its manifest's checks.
+    pub async fn language_status(&self, name: &str) -> Result<LanguageStatus, HostError> {
+        let m = self.language(name)?.clone();
+        let mut st = LanguageStatus {
+            name: m.name.clone(),
+            display_name: m.display_name().to_string(),
+            extensions: m.extensions.clone(),
+            capabilities: m.capabilities.iter().map(|c| c.as_str().to_string()).collect(),
+            description: m.description.clone(),
+            version: None,
+            status: "ready".into(),
+            reason: None,
+        };
+        let component = self.runtime.config().components_dir.join(&m.component);
+        if !component.is_file() {
+            st.status = "component_missing".into();
+            st.reason = Some(format!("{} does not exist (make guests)", component.display()));
+            return Ok(st);
+        }
+        match self.runtime.describe(&m.name).await {
+            Ok(info) => st.version = Some(info.version),
+            Err(e) => {
+                st.status = "failed".into();
+                st.reason = Some(e.to_string());
+                return Ok(st);
+            }
+        }
+        for c in [&m.check.instance, &m.check.stdlib].into_iter().flatten() {
+            let o = self.runtime.run(&RunRequest::new(&m.name, &c.source)).await?;
+            if o.value.as_deref() != Some(c.value.as_str()) {
+                st.status = "check_failed".into();
+                st.reason = Some(format!(
+                    "`{}` returned {:?}, not {} ({})",
+                    c.source.lines().next().unwrap_or(""),
+                    o.value,
+                    c.value,
+                    o.summary()
+                ));
+                break;
+            }
+        }
+        Ok(st)
+    }
+
     /// The kernel API reference of a language, from its stdlib's doc comments.
     pub fn api_reference(&self, language: &str) -> Result<Vec<crate::apiref::ApiEntry>, HostError> {
         let manifest = self.languages().by_name(language)?;
@@ -384,14 +451,21 @@ impl Llmos {
         self.languages().by_name(name)
     }
 
-    /// The limits of a run of an artifact of `tier`, with `overrides` asked
-    /// for (see the module docs for the precedence).
-    pub fn limits(&self, tier: Tier, overrides: &LimitOverrides) -> Result<Limits, HostError> {
+    /// The limits of a run of a `language` artifact of `tier`, with
+    /// `overrides` asked for (see the module docs for the precedence; the
+    /// language's manifest may move the built-in defaults).
+    pub fn limits(
+        &self,
+        tier: Tier,
+        language: &str,
+        overrides: &LimitOverrides,
+    ) -> Result<Limits, HostError> {
+        let defaults = self.language_defaults(language)?;
         let l = match tier {
             Tier::Trusted => limits::trusted(),
-            Tier::Untrusted => overrides.tighten(Limits::default()),
+            Tier::Untrusted => overrides.tighten(defaults),
             Tier::Sandboxed => {
-                let file = self.config.limits(Limits::default())?;
+                let file = self.config.limits(defaults)?;
                 overrides
                     .clone()
                     .or(LimitOverrides::from_env()?)
@@ -402,6 +476,18 @@ impl Llmos {
         Ok(l)
     }
 
+    /// The built-in limits with `language`'s manifest defaults applied.
+    pub fn language_defaults(&self, language: &str) -> Result<Limits, HostError> {
+        let m = self.language(language)?;
+        let asked = LimitOverrides::parse(
+            m.limits.fuel.as_deref(),
+            m.limits.memory.as_deref(),
+            m.limits.timeout.as_deref(),
+            None,
+        )?;
+        Ok(asked.apply(Limits::default()))
+    }
+
     /// The request for one run of `artifact`, limits decided by policy.
     pub fn request(&self, artifact: &Artifact, opts: &RunOptions) -> Result<RunRequest, HostError> {
         Ok(RunRequest {
@@ -409,7 +495,7 @@ impl Llmos {
             source: artifact.source.clone(),
             filename: artifact.filename.clone(),
             artifact_id: artifact.id.clone(),
-            limits: self.limits(artifact.tier, &opts.limits)?,
+            limits: self.limits(artifact.tier, &artifact.language, &opts.limits)?,
             seed: opts.seed,
             inputs: None,
         })
@@ -499,8 +585,13 @@ impl Llmos {
 
     /// The limits of a cell of a session of `tier`: the policy's, which must
     /// be fuel-metered.
-    pub fn cell_limits(&self, tier: Tier, overrides: &LimitOverrides) -> Result<Limits, HostError> {
-        let mut limits = self.limits(tier, overrides)?;
+    pub fn cell_limits(
+        &self,
+        tier: Tier,
+        language: &str,
+        overrides: &LimitOverrides,
+    ) -> Result<Limits, HostError> {
+        let mut limits = self.limits(tier, language, overrides)?;
         if limits.fuel.is_none() {
             if overrides.fuel == Some(None) {
                 return Err(HostError::Session(
@@ -527,7 +618,7 @@ impl Llmos {
                 snapshot.language, artifact.language
             )));
         }
-        let limits = self.cell_limits(artifact.tier, &opts.limits)?;
+        let limits = self.cell_limits(artifact.tier, &artifact.language, &opts.limits)?;
         let mut snapshot = snapshot;
         snapshot.artifact_id = artifact.id.clone();
         snapshot.budget_fuel = None;

@@ -42,6 +42,52 @@ pub struct Manifest {
     /// the language's kernel API reference (`llmos api`).
     #[serde(default)]
     pub api: Vec<String>,
+    /// How a doc block opens and closes in the `api` files, e.g.
+    /// `["/**", "*/"]`; required when `api` is not empty.
+    #[serde(default)]
+    pub doc_block: Option<[String; 2]>,
+    /// The language's idioms, told to the LLM in repair prompts.
+    #[serde(default)]
+    pub idioms: String,
+    /// What the guest implements beyond the `language` world.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Default limits for this language's runs, where they differ from the
+    /// kernel's (e.g. a slower interpreter needing more fuel).
+    #[serde(default)]
+    pub limits: ManifestLimits,
+}
+
+/// An optional part of the guest contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Pre-initialised at build time (`language-preinit`, an `init` export).
+    Preinit,
+    /// Notebook sessions (`language-session`, the `session` export).
+    Sessions,
+}
+
+impl Capability {
+    /// The manifest's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Preinit => "preinit",
+            Capability::Sessions => "sessions",
+        }
+    }
+}
+
+/// Default limits a manifest may set, in the forms users write them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLimits {
+    /// Fuel, e.g. `"20_000_000_000"`.
+    pub fuel: Option<String>,
+    /// Memory, e.g. `"256MiB"`.
+    pub memory: Option<String>,
+    /// Wall clock, e.g. `"20s"`.
+    pub timeout: Option<String>,
 }
 
 /// Boot checks of a language: each a program and the value it must return.
@@ -83,6 +129,11 @@ impl Manifest {
         tags
     }
 
+    /// Whether the guest implements `capability`.
+    pub fn has(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
     /// The file name of an artifact given without one: `artifact.<first extension>`.
     pub fn default_file_name(&self) -> String {
         format!(
@@ -121,6 +172,32 @@ impl Manifest {
             return Err(bad(
                 "component must be a plain file name in the components directory",
             ));
+        }
+        if !m.api.is_empty() {
+            match &m.doc_block {
+                Some([open, close]) if !open.trim().is_empty() && !close.trim().is_empty() => {}
+                _ => {
+                    return Err(bad(
+                        "a language with `api` files needs `doc_block = [OPEN, CLOSE]`, e.g. [\"/**\", \"*/\"]",
+                    ));
+                }
+            }
+        }
+        for (key, v) in [
+            ("fuel", &m.limits.fuel),
+            ("memory", &m.limits.memory),
+            ("timeout", &m.limits.timeout),
+        ] {
+            if let Some(v) = v {
+                let ok = match key {
+                    "fuel" => crate::facade::parse_fuel(v).is_ok_and(|f| f.is_some()),
+                    "memory" => crate::limits::parse_size(v).is_ok(),
+                    _ => crate::limits::parse_duration(v).is_ok(),
+                };
+                if !ok {
+                    return Err(bad(&format!("limits.{key} `{v}` is not a valid {key} limit")));
+                }
+            }
         }
         Ok(m)
     }
@@ -250,6 +327,10 @@ mod tests {
             display_name: None,
             fence: vec![],
             check: Checks::default(),
+            doc_block: None,
+            idioms: String::new(),
+            capabilities: vec![],
+            limits: ManifestLimits::default(),
         };
         assert!(l.add(m("python", "py"), p).is_ok());
         assert!(l.add(m("ruby", "rb"), p).is_ok());

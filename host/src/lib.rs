@@ -118,7 +118,8 @@ pub use error::HostError;
 #[cfg(feature = "supervisor")]
 pub use facade::FixOptions;
 pub use facade::{
-    Artifact, ArtifactOptions, ArtifactSource, LimitOverrides, Llmos, RunOptions, Tier, parse_fuel,
+    Artifact, ArtifactOptions, ArtifactSource, LanguageStatus, LimitOverrides, Llmos, RunOptions,
+    Tier, parse_fuel,
 };
 pub use limits::{Limits, Quotas};
 pub use outcome::{Outcome, Status};

@@ -36,7 +36,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use wasmtime::Store;
 
-use crate::bindings::Language;
+use crate::bindings::interpreter;
 use crate::engine::{self, Prepared, Runtime};
 use crate::error::HostError;
 use crate::facade::Tier;
@@ -239,8 +239,10 @@ pub struct Session {
 
 struct Live {
     store: Store<HostState>,
-    instance: Option<Language>,
+    instance: Option<wasmtime::component::Instance>,
 }
+
+
 
 /// A cell to run.
 #[derive(Debug, Clone)]
@@ -262,6 +264,12 @@ impl Session {
         journal: Journal,
     ) -> Result<(Session, Replayed), HostError> {
         let prepared = runtime.prepare_async(&journal.language, true).await?;
+        if prepared.run_cell.is_none() {
+            return Err(HostError::Session(format!(
+                "{} does not run sessions (its manifest declares no `sessions` capability)",
+                prepared.language.display_name()
+            )));
+        }
         let mut session = Session {
             prepared,
             live: None,
@@ -388,14 +396,25 @@ impl Session {
         engine::arm(&mut live.store, limits)?;
         let start = Instant::now();
         let Live { store, instance } = live;
+        let Some(index) = prepared.run_cell else {
+            return Err(HostError::Session("the language does not run sessions".into()));
+        };
         let result = tokio::time::timeout(limits.timeout + limits::EPOCH_TICK, async {
             let inst = match instance {
-                Some(i) => i,
-                None => instance.insert(prepared.pre.instantiate_async(&mut *store).await?),
+                Some(i) => *i,
+                None => *instance.insert(
+                    prepared
+                        .pre
+                        .instance_pre()
+                        .instantiate_async(&mut *store)
+                        .await?,
+                ),
             };
-            inst.llmos_kernel_session()
-                .call_run_cell(&mut *store, source, filename)
-                .await
+            let run_cell = inst.get_typed_func::<(&str, &str), (Result<
+                interpreter::Success,
+                interpreter::GuestError,
+            >,)>(&mut *store, index)?;
+            Ok(run_cell.call_async(&mut *store, (source, filename)).await?.0)
         })
         .await;
         let returned = matches!(result, Ok(Ok(_)));

@@ -252,26 +252,36 @@ fn init_tracing(verbose: bool) {
 }
 
 fn languages(json: bool, config: Option<PathBuf>, verbose: bool) -> Result<ExitCode, HostError> {
-    let llmos = async_runtime()?.block_on(boot_lazy(config, verbose, true))?;
-    let list: Vec<_> = llmos.languages().iter().collect();
+    let rt = async_runtime()?;
+    let llmos = rt.block_on(boot_lazy(config, verbose, true))?;
+    let names: Vec<String> = llmos.languages().iter().map(|m| m.name.clone()).collect();
+    let mut list = Vec::new();
+    for name in names {
+        list.push(rt.block_on(llmos.language_status(&name))?);
+    }
     if json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name, "display_name": m.display_name(), "aliases": m.aliases, "extensions": m.extensions,
-                    "component": m.component, "description": m.description,
-                })
-            })
-            .collect();
-        outln!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::to_value(&list).unwrap_or_default());
     } else {
-        for m in list {
-            let exts: Vec<_> = m.extensions.iter().map(|e| format!(".{e}")).collect();
-            outln!("{:<12} {:<16} {}", m.name, exts.join(" "), m.description);
+        for l in &list {
+            let exts: Vec<_> = l.extensions.iter().map(|e| format!(".{e}")).collect();
+            outln!(
+                "{:<12} {:<18} {:<38} {:<18} {}",
+                l.name,
+                l.status,
+                l.version.as_deref().unwrap_or("-"),
+                exts.join(" "),
+                l.capabilities.join(",")
+            );
+            if let Some(r) = &l.reason {
+                outln!("             {r}");
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if list.iter().all(|l| l.status == "ready") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ARTIFACT_FAILED)
+    })
 }
 
 fn api(

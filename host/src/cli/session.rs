@@ -332,7 +332,7 @@ async fn run_cell(llmos: &Llmos, args: CellArgs) -> Result<ExitCode, HostError> 
             .unwrap_or_default();
         (text, name)
     };
-    let limits = llmos.cell_limits(journal.tier, &args.limits.overrides()?)?;
+    let limits = llmos.cell_limits(journal.tier, &journal.language, &args.limits.overrides()?)?;
     let id = journal.artifact_id.clone();
     let (mut session, replayed) = llmos.open_session(journal).await?;
     let mut cell = session

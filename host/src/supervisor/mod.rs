@@ -258,7 +258,8 @@ impl<'a> Supervisor<'a> {
                 }
 
                 // Ask.
-                let system_prompt = self.prompts.system(&manifest.name, manifest.fence_tag());
+                let system_prompt = self.prompts
+                    .system(manifest.display_name(), manifest.fence_tag(), &manifest.idioms);
                 let prompt = self.prompts.attempt(&AttemptVars {
                     language: &manifest.name,
                     fence: manifest.fence_tag(),

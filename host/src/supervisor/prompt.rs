@@ -43,7 +43,7 @@ pub struct AttemptVars<'a> {
     pub api: &'a str,
 }
 
-const SYSTEM_VARS: &[&str] = &["language", "fence"];
+const SYSTEM_VARS: &[&str] = &["language", "fence", "idioms"];
 const ATTEMPT_VARS: &[&str] = &[
     "language",
     "fence",
@@ -77,9 +77,12 @@ impl Prompts {
         })
     }
 
-    /// The system prompt for a language.
-    pub fn system(&self, language: &str, fence: &str) -> String {
-        render(&self.system, &[("language", language), ("fence", fence)])
+    /// The system prompt for a language, with its idioms (from its manifest).
+    pub fn system(&self, language: &str, fence: &str, idioms: &str) -> String {
+        render(
+            &self.system,
+            &[("language", language), ("fence", fence), ("idioms", idioms)],
+        )
     }
 
     /// The prompt of one repair attempt.
@@ -190,8 +193,8 @@ mod tests {
         assert!(s.contains("attempt 1: NameError"));
         assert!(!s.contains("{{"));
         assert!(
-            p.system("python", "python").contains("```")
-                || p.system("python", "python").contains("`python`")
+            p.system("python", "python", "").contains("```")
+                || p.system("python", "python", "").contains("`python`")
         );
     }
 }
