@@ -453,9 +453,7 @@ impl RuntimeInner {
             .and_then(|i| component.get_export_index(Some(&i), "run-cell"));
         let missing = |what: &str, capability: &str| HostError::Compile {
             path: component_path.clone(),
-            reason: format!(
-                "its manifest declares `{capability}` but it does not export {what}"
-            ),
+            reason: format!("its manifest declares `{capability}` but it does not export {what}"),
         };
         if manifest.has(Capability::Sessions) && run_cell.is_none() {
             return Err(missing(&format!("`{SESSION_EXPORT}#run-cell`"), "sessions"));

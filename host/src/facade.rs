@@ -324,7 +324,11 @@ impl Llmos {
             name: m.name.clone(),
             display_name: m.display_name().to_string(),
             extensions: m.extensions.clone(),
-            capabilities: m.capabilities.iter().map(|c| c.as_str().to_string()).collect(),
+            capabilities: m
+                .capabilities
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
             description: m.description.clone(),
             version: None,
             status: "ready".into(),
@@ -333,7 +337,10 @@ impl Llmos {
         let component = self.runtime.config().components_dir.join(&m.component);
         if !component.is_file() {
             st.status = "component_missing".into();
-            st.reason = Some(format!("{} does not exist (make guests)", component.display()));
+            st.reason = Some(format!(
+                "{} does not exist (make guests)",
+                component.display()
+            ));
             return Ok(st);
         }
         match self.runtime.describe(&m.name).await {
@@ -345,7 +352,10 @@ impl Llmos {
             }
         }
         for c in [&m.check.instance, &m.check.stdlib].into_iter().flatten() {
-            let o = self.runtime.run(&RunRequest::new(&m.name, &c.source)).await?;
+            let o = self
+                .runtime
+                .run(&RunRequest::new(&m.name, &c.source))
+                .await?;
             if o.value.as_deref() != Some(c.value.as_str()) {
                 st.status = "check_failed".into();
                 st.reason = Some(format!(

@@ -195,7 +195,9 @@ impl Manifest {
                     _ => crate::limits::parse_duration(v).is_ok(),
                 };
                 if !ok {
-                    return Err(bad(&format!("limits.{key} `{v}` is not a valid {key} limit")));
+                    return Err(bad(&format!(
+                        "limits.{key} `{v}` is not a valid {key} limit"
+                    )));
                 }
             }
         }

@@ -82,6 +82,7 @@
 //! - [`outcome`]: the typed result of a run, and trap classification.
 //! - [`supervisor`]: error reports and the LLM repair loop.
 //! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
+//! - [`conformance`]: the suite every guest language must pass.
 
 #![warn(missing_docs)]
 
@@ -93,6 +94,7 @@ pub mod boot;
 pub mod cache;
 mod capture;
 pub mod config;
+pub mod conformance;
 pub mod engine;
 pub mod error;
 mod facade;

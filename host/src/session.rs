@@ -242,8 +242,6 @@ struct Live {
     instance: Option<wasmtime::component::Instance>,
 }
 
-
-
 /// A cell to run.
 #[derive(Debug, Clone)]
 pub struct Cell<'a> {
@@ -397,7 +395,9 @@ impl Session {
         let start = Instant::now();
         let Live { store, instance } = live;
         let Some(index) = prepared.run_cell else {
-            return Err(HostError::Session("the language does not run sessions".into()));
+            return Err(HostError::Session(
+                "the language does not run sessions".into(),
+            ));
         };
         let result = tokio::time::timeout(limits.timeout + limits::EPOCH_TICK, async {
             let inst = match instance {
@@ -414,7 +414,10 @@ impl Session {
                 interpreter::Success,
                 interpreter::GuestError,
             >,)>(&mut *store, index)?;
-            Ok(run_cell.call_async(&mut *store, (source, filename)).await?.0)
+            Ok(run_cell
+                .call_async(&mut *store, (source, filename))
+                .await?
+                .0)
         })
         .await;
         let returned = matches!(result, Ok(Ok(_)));

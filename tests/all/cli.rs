@@ -190,7 +190,23 @@ fn languages_are_listed() {
         .iter()
         .filter_map(|l| l["name"].as_str())
         .collect();
-    assert_eq!(names, ["javascript", "python"]);
+    // Every manifest of the system volume, each ready, with its version.
+    let mut want: Vec<String> =
+        std::fs::read_dir(llmos_tests::repo().join("volumes/system/languages"))
+            .expect("languages dir")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let p = e.path();
+                let stem = p.file_stem()?.to_string_lossy().into_owned();
+                (p.extension()? == "toml").then_some(stem)
+            })
+            .collect();
+    want.sort();
+    assert_eq!(names, want);
+    for l in v.as_array().expect("array") {
+        assert_eq!(l["status"], "ready", "{l}");
+        assert!(l["version"].as_str().is_some_and(|v| !v.is_empty()), "{l}");
+    }
 }
 
 #[test]

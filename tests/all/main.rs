@@ -7,6 +7,7 @@ mod batch_redis;
 mod boot;
 mod cache;
 mod cli;
+mod conformance;
 mod corpus;
 mod dom;
 mod fidelity;

@@ -128,6 +128,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that a guest language keeps the contract (guests/README.md):
+    /// values, streams, errors, every limit, no capabilities, each kernel
+    /// API, determinism, fresh state, sessions.
+    Conformance {
+        /// Language name or alias.
+        language: String,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the guest languages this kernel knows.
     Languages {
         /// One JSON array on stdout.
@@ -172,6 +182,9 @@ pub fn main() -> ExitCode {
         Command::Session { command } => session::session(command, cli.verbose, cli.config),
         Command::Snapshot { command } => session::snapshot(command, cli.verbose, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
+        Command::Conformance { language, json } => {
+            conformance(&language, json, cli.config, cli.verbose)
+        }
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
         Command::Trace {
@@ -278,6 +291,44 @@ fn languages(json: bool, config: Option<PathBuf>, verbose: bool) -> Result<ExitC
         }
     }
     Ok(if list.iter().all(|l| l.status == "ready") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ARTIFACT_FAILED)
+    })
+}
+
+fn conformance(
+    language: &str,
+    json: bool,
+    config: Option<PathBuf>,
+    verbose: bool,
+) -> Result<ExitCode, HostError> {
+    let rt = async_runtime()?;
+    let llmos = rt.block_on(boot_lazy(config, verbose, true))?;
+    let report = rt.block_on(llmos::conformance::run(&llmos, language))?;
+    if json {
+        outln!("{}", serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        for c in &report.checks {
+            let mark = match c.result {
+                "pass" => "✓",
+                "skip" => "-",
+                _ => "✗",
+            };
+            outln!("{mark} {:<22} {:>9.1} ms  ({})", c.rule, c.ms, c.contract);
+            if let Some(d) = &c.detail {
+                outln!("    {}", terminal::line(d));
+            }
+        }
+        outln!(
+            "{}: {} passed, {} failed, {} skipped",
+            report.language,
+            report.passed,
+            report.failed,
+            report.skipped
+        );
+    }
+    Ok(if report.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_ARTIFACT_FAILED)

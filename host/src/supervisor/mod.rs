@@ -258,8 +258,11 @@ impl<'a> Supervisor<'a> {
                 }
 
                 // Ask.
-                let system_prompt = self.prompts
-                    .system(manifest.display_name(), manifest.fence_tag(), &manifest.idioms);
+                let system_prompt = self.prompts.system(
+                    manifest.display_name(),
+                    manifest.fence_tag(),
+                    &manifest.idioms,
+                );
                 let prompt = self.prompts.attempt(&AttemptVars {
                     language: &manifest.name,
                     fence: manifest.fence_tag(),
