@@ -120,7 +120,17 @@ run: build
 	@echo; echo "\$$ llmos run system:/bin/selftest.py   # a verified system artifact: the trusted tier"
 	@$(LLMOS) run system:/bin/selftest.py; echo "(exit code $$?)"
 
-test: build
+# Component artifacts for the tests (tests/fixtures/component: Rust commands
+# for wasm32-wasip2, one of them importing the llmos kernel).
+FIXTURE_COMPONENTS := $(ROOT)/target/test-components
+$(FIXTURE_COMPONENTS)/.built: $(shell find tests/fixtures/component -type f 2>/dev/null) $(WIT_FILES) $(STAMPS)/rustup
+	cd tests/fixtures/component && cargo build --release --locked --target wasm32-wasip2
+	@mkdir -p $(FIXTURE_COMPONENTS)
+	for b in hello exit3 trap spin hog kernel alien; do \
+	  cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/$$b.wasm $(FIXTURE_COMPONENTS)/$$b.wasm; done
+	touch $@
+
+test: build $(FIXTURE_COMPONENTS)/.built
 	cargo test --release --locked --workspace
 	@echo; echo "\$$ cargo build -p llmos --lib --no-default-features   # the smallest embedding"
 	cargo build --release --locked -p llmos --lib --no-default-features

@@ -79,6 +79,10 @@ pub struct RunRequest {
     /// Where the run's inputs come from instead (a replay, or a fix being
     /// verified on a failing run's inputs); the seed is then ignored.
     pub inputs: Option<Source>,
+    /// Run this component artifact (`llmos run app.wasm`) instead of
+    /// `source` in an interpreter; `language` is then
+    /// [`crate::component::LANGUAGE`].
+    pub component: Option<PathBuf>,
 }
 
 impl RunRequest {
@@ -93,6 +97,7 @@ impl RunRequest {
             limits: Limits::default(),
             seed: None,
             inputs: None,
+            component: None,
         }
     }
 }
@@ -289,6 +294,31 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// The engine for metered (`true`) or un-metered runs, and its
+    /// fingerprint (what precompiled code is keyed by).
+    pub(crate) fn engine_and_fingerprint(
+        &self,
+        metered: bool,
+    ) -> Result<(&Engine, &str), HostError> {
+        let slot = self.inner.slot(metered)?;
+        Ok((&slot.engine, &slot.fingerprint))
+    }
+
+    /// The precompiled-component cache.
+    pub(crate) fn component_cache(&self) -> &ComponentCache {
+        &self.inner.cache
+    }
+
+    /// The kernel quotas of every run.
+    pub(crate) fn quotas(&self) -> Arc<Quotas> {
+        self.inner.quotas.clone()
+    }
+
+    /// The storage service every run shares.
+    pub(crate) fn storage(&self) -> Arc<StorageService> {
+        self.inner.storage.clone()
+    }
+
     /// The engine used for metered (`true`) or un-metered runs.
     pub fn engine(&self, metered: bool) -> Result<&Engine, HostError> {
         Ok(&self.inner.slot(metered)?.engine)
@@ -355,6 +385,9 @@ impl Runtime {
     /// everything the artifact does, including every limit it hits, is an `Ok(Outcome)`.
     pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
         req.limits.validate()?;
+        if let Some(path) = &req.component {
+            return self.run_component(path, req).await;
+        }
         let prepared = self
             .prepare_async(&req.language, req.limits.fuel.is_some())
             .await?;
@@ -512,7 +545,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
             .await
     })
     .await;
-    finish(&mut store, prepared, limits, result, start)
+    finish(&mut store, &prepared.language.name, limits, result, start)
 }
 
 /// A store for one run (or one session) of `prepared`, with the limiter,
@@ -523,8 +556,29 @@ pub(crate) fn new_store(
     limits: &Limits,
     tape: Tape,
 ) -> Result<Store<HostState>, HostError> {
+    new_store_on(
+        prepared.pre.engine(),
+        prepared.metered,
+        &prepared.quotas,
+        prepared.storage.clone(),
+        artifact_id,
+        limits,
+        tape,
+    )
+}
+
+/// [`new_store`] on `engine` (`metered` when it has fuel enabled).
+pub(crate) fn new_store_on(
+    engine: &Engine,
+    metered: bool,
+    quotas: &Quotas,
+    storage: Arc<StorageService>,
+    artifact_id: &str,
+    limits: &Limits,
+    tape: Tape,
+) -> Result<Store<HostState>, HostError> {
     limits.validate()?;
-    if prepared.metered != limits.fuel.is_some() {
+    if metered != limits.fuel.is_some() {
         let (run, engine) = match limits.fuel {
             Some(_) => ("fuel-limited", "metered"),
             None => ("un-metered", "un-metered"),
@@ -534,14 +588,8 @@ pub(crate) fn new_store(
         )));
     }
     let mut store = Store::new(
-        prepared.pre.engine(),
-        HostState::new(
-            artifact_id,
-            limits,
-            &prepared.quotas,
-            tape,
-            prepared.storage.clone(),
-        ),
+        engine,
+        HostState::new(artifact_id, limits, quotas, tape, storage),
     );
     store.limiter(|s| &mut s.limiter);
     store.call_hook(meter_host_calls);
@@ -589,7 +637,7 @@ pub(crate) type CallResult = Result<
 /// cell).
 pub(crate) fn finish(
     store: &mut Store<HostState>,
-    prepared: &Prepared,
+    language: &str,
     limits: &Limits,
     result: CallResult,
     start: Instant,
@@ -659,7 +707,7 @@ pub(crate) fn finish(
     let outputs = std::mem::replace(&mut state.outputs, crate::outputs::Outputs::new(0, 0));
     Ok(Outcome {
         status,
-        language: prepared.language.name.clone(),
+        language: language.to_string(),
         stdout: stdout.text,
         stderr: stderr.text,
         value,

@@ -138,6 +138,13 @@ pub struct Artifact {
     pub path: Option<PathBuf>,
 }
 
+impl Artifact {
+    /// Whether it is a component artifact (`app.wasm`), not source text.
+    pub fn is_component(&self) -> bool {
+        self.language == crate::component::LANGUAGE && self.path.is_some()
+    }
+}
+
 /// Limit values asked for by a user, each overriding the policy's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LimitOverrides {
@@ -409,6 +416,9 @@ impl Llmos {
             ArtifactSource::Named(name) => {
                 let location = volume::resolve(&name, self.system.root(), &self.data_dir)?;
                 let path = location.path().to_path_buf();
+                if crate::component::is_component_path(&path) && opts.language.is_none() {
+                    return self.component_artifact(location, id, opts);
+                }
                 let bytes = std::fs::read(&path).map_err(|e| HostError::io(&path, e))?;
                 let source = String::from_utf8(bytes).map_err(|_| {
                     HostError::io(
@@ -461,6 +471,49 @@ impl Llmos {
         self.languages().by_name(name)
     }
 
+    /// A component artifact (`app.wasm`): checked when it is loaded, run as
+    /// a command (see [`crate::component`]).
+    fn component_artifact(
+        &self,
+        location: Location,
+        id: Option<String>,
+        opts: &ArtifactOptions,
+    ) -> Result<Artifact, HostError> {
+        let path = location.path().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|e| HostError::io(&path, e))?;
+        let tier = if opts.untrusted {
+            Tier::Untrusted
+        } else if self.system.verifies(&path, &bytes) {
+            Tier::Trusted
+        } else {
+            Tier::Sandboxed
+        };
+        if matches!(location, Location::System(_)) && tier == Tier::Sandboxed {
+            return Err(HostError::Volume {
+                file: path,
+                reason: "not a verified file of the system volume".into(),
+            });
+        }
+        let filename = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id = id.unwrap_or_else(|| {
+            std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string()
+        });
+        Ok(Artifact {
+            language: crate::component::LANGUAGE.into(),
+            source: String::new(),
+            filename,
+            id,
+            tier,
+            path: Some(path),
+        })
+    }
+
     /// The limits of a run of a `language` artifact of `tier`, with
     /// `overrides` asked for (see the module docs for the precedence; the
     /// language's manifest may move the built-in defaults).
@@ -488,6 +541,9 @@ impl Llmos {
 
     /// The built-in limits with `language`'s manifest defaults applied.
     pub fn language_defaults(&self, language: &str) -> Result<Limits, HostError> {
+        if language == crate::component::LANGUAGE {
+            return Ok(Limits::default());
+        }
         let m = self.language(language)?;
         let asked = LimitOverrides::parse(
             m.limits.fuel.as_deref(),
@@ -508,6 +564,10 @@ impl Llmos {
             limits: self.limits(artifact.tier, &artifact.language, &opts.limits)?,
             seed: opts.seed,
             inputs: None,
+            component: artifact
+                .is_component()
+                .then(|| artifact.path.clone())
+                .flatten(),
         })
     }
 
@@ -716,6 +776,11 @@ impl Llmos {
         on_event: &(dyn Fn(crate::supervisor::Event<'_>) + Send + Sync),
     ) -> Result<crate::supervisor::Supervised, HostError> {
         use crate::supervisor::{Supervisor, SupervisorConfig};
+        if artifact.is_component() {
+            return Err(HostError::Usage(
+                "a component artifact is compiled code: the supervisor repairs source artifacts only".into(),
+            ));
+        }
         let req = self.request(artifact, opts)?;
         let mut config = SupervisorConfig {
             max_attempts: fix.max_attempts,
@@ -786,6 +851,7 @@ impl Llmos {
             limits,
             seed: None,
             inputs: Some(crate::inputs::Source::Replay(inputs)),
+            component: None,
         };
         self.runtime.run(&req).await
     }

@@ -160,6 +160,17 @@ impl Manifest {
         if !ident(&m.name) || !m.aliases.iter().all(|a| ident(a)) {
             return Err(bad("names and aliases must be non-empty [A-Za-z0-9_-]"));
         }
+        if std::iter::once(&m.name)
+            .chain(&m.aliases)
+            .any(|n| n.eq_ignore_ascii_case(crate::component::LANGUAGE))
+            || m.extensions
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(crate::component::EXTENSION))
+        {
+            return Err(bad(
+                "`component` and `.wasm` are reserved for component artifacts",
+            ));
+        }
         if m.extensions.is_empty() || !m.extensions.iter().all(|e| ident(e)) {
             return Err(bad(
                 "extensions must be a non-empty list of bare extensions like \"py\"",

@@ -93,6 +93,7 @@ mod bindings;
 pub mod boot;
 pub mod cache;
 mod capture;
+pub mod component;
 pub mod config;
 pub mod conformance;
 pub mod engine;

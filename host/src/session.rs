@@ -421,7 +421,7 @@ impl Session {
         })
         .await;
         let returned = matches!(result, Ok(Ok(_)));
-        let outcome = engine::finish(store, &prepared, limits, result, start)?;
+        let outcome = engine::finish(store, &prepared.language.name, limits, result, start)?;
         if !returned {
             self.live = None;
         }

@@ -7,6 +7,7 @@ mod batch_redis;
 mod boot;
 mod cache;
 mod cli;
+mod component;
 mod conformance;
 mod corpus;
 mod dom;
