@@ -30,6 +30,21 @@ pub const LANGUAGE: &str = "component";
 /// The file extension of component artifacts.
 pub const EXTENSION: &str = "wasm";
 
+/// The `llmos:kernel` WIT package, as built into this binary: what a
+/// component artifact may import (`llmos wit --out DIR` writes it, e.g. to
+/// `wit/deps/llmos-kernel/` for `wit-bindgen`).
+pub const WIT: &[(&str, &str)] = &[
+    ("world.wit", include_str!("../../wit/world.wit")),
+    ("interpreter.wit", include_str!("../../wit/interpreter.wit")),
+    ("session.wit", include_str!("../../wit/session.wit")),
+    ("log.wit", include_str!("../../wit/log.wit")),
+    ("process.wit", include_str!("../../wit/process.wit")),
+    ("storage.wit", include_str!("../../wit/storage.wit")),
+    ("viz.wit", include_str!("../../wit/viz.wit")),
+    ("dom.wit", include_str!("../../wit/dom.wit")),
+    ("quantum.wit", include_str!("../../wit/quantum.wit")),
+];
+
 /// What the first 8 bytes of a file say it is.
 fn kind_of(path: &Path, head: &[u8]) -> Result<(), HostError> {
     let bad = |reason: &str| HostError::Compile {
@@ -175,6 +190,21 @@ pub fn is_component_path(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_wit_package_is_every_file_of_wit() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("wit dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut built: Vec<String> = WIT.iter().map(|(n, _)| n.to_string()).collect();
+        built.sort();
+        assert_eq!(built, on_disk);
+    }
 
     #[test]
     fn headers_are_told_apart() {

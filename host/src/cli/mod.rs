@@ -138,6 +138,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The `llmos:kernel` WIT package: what component artifacts may import.
+    Wit {
+        /// Write the package's files into this directory (e.g.
+        /// wit/deps/llmos-kernel) instead of listing them.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// List the guest languages this kernel knows.
     Languages {
         /// One JSON array on stdout.
@@ -185,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::Conformance { language, json } => {
             conformance(&language, json, cli.config, cli.verbose)
         }
+        Command::Wit { out } => wit(out),
         Command::Languages { json } => languages(json, cli.config, cli.verbose),
         Command::Api { language, json } => api(&language, json, cli.config, cli.verbose),
         Command::Trace {
@@ -295,6 +303,30 @@ fn languages(json: bool, config: Option<PathBuf>, verbose: bool) -> Result<ExitC
     } else {
         ExitCode::from(EXIT_ARTIFACT_FAILED)
     })
+}
+
+fn wit(out: Option<PathBuf>) -> Result<ExitCode, HostError> {
+    match out {
+        None => {
+            for (name, text) in llmos::component::WIT {
+                outln!("// ---- {name}");
+                out!("{text}");
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| HostError::io(&dir, e))?;
+            for (name, text) in llmos::component::WIT {
+                let path = dir.join(name);
+                std::fs::write(&path, text).map_err(|e| HostError::io(&path, e))?;
+            }
+            errln!(
+                "llmos: wrote the llmos:kernel WIT package ({} files) to {}",
+                llmos::component::WIT.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn conformance(
