@@ -20,12 +20,16 @@ STAMPS      := $(ROOT)/target/stamps
 LLMOS       := $(CARGO_TARGET_DIR)/release/llmos
 PREINIT     := $(CARGO_TARGET_DIR)/release/llmos-preinit
 
-APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch redis-server
+APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch redis-server lua5.4
+# The Lua guest's C compiler: Lua's setjmp/longjmp needs wasm exception
+# handling, which clang-16 lacks (Debian ships clang-22 in bookworm-security).
+LUA_APT_PACKAGES    := clang-22 llvm-22
 COMPONENTIZE_PY     := componentize-py==0.25.1
 SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 WIT_FILES     := $(wildcard wit/*.wit)
 QUICKJS_SRCS  := $(shell find guests/quickjs -type f -not -path '*/target/*' 2>/dev/null) $(wildcard volumes/system/kernel/*.js)
+LUA_SRCS      := $(shell find guests/lua -type f -not -path '*/target/*' 2>/dev/null) $(wildcard volumes/system/kernel/lua/*.lua)
 PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel -type f -name '*.py' -o -type f -name '*.txt' 2>/dev/null)
 
 SYSTEM_FILES  := $(shell find volumes/system -type f ! -name MANIFEST.sha256 ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null)
@@ -33,13 +37,21 @@ SYSTEM_FILES  := $(shell find volumes/system -type f ! -name MANIFEST.sha256 ! -
 .PHONY: build guests prereqs test run bench eval-fix clean fmt
 
 # ---------------------------------------------------------------- prerequisites
-prereqs: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv
+prereqs: $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(STAMPS)/venv
 
 $(STAMPS)/apt:
 	@mkdir -p $(STAMPS)
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+$(STAMPS)/apt-lua:
+	@mkdir -p $(STAMPS)
+	@if ! dpkg -s $(LUA_APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing $(LUA_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(LUA_APT_PACKAGES); \
 	fi
 	@touch $@
 
@@ -55,7 +67,7 @@ $(STAMPS)/venv:
 	@touch $@
 
 # ----------------------------------------------------------------------- guests
-guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm
+guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm $(COMPONENTS)/lua.wasm
 
 # QuickJS-ng as rquickjs-sys ships it, plus our patches (guests/quickjs/patches,
 # each explains itself). The crate is fetched from crates.io, checked against
@@ -92,6 +104,29 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 	  cargo build --release --locked --target wasm32-wasip2
 	cargo build --release --locked -p llmos --bin llmos-preinit
 	$(PREINIT) $(CARGO_TARGET_DIR)/wasm32-wasip2/release/llmos_guest_quickjs.wasm $@
+
+# Lua 5.4 (mlua's vendored lua-src) + wit-bindgen; rustc emits a component
+# for wasm32-wasip2, then `llmos-preinit` snapshots it after `init` (Lua
+# state, prelude and kernel module built once). Lua's C is compiled with
+# `-mllvm -wasm-enable-sjlj` (by lua-src): setjmp/longjmp become wasm
+# exceptions; guests/lua/csrc supplies the setjmp.h and runtime that
+# Debian's wasi-libc lacks (see guests/lua/build.rs). A fixed string-hash
+# seed (luai_makeseed) keeps the snapshot reproducible: it is the same in
+# every run anyway, as it is baked into the snapshot.
+LUA_CFLAGS := -isystem /usr/include/wasm32-wasi -isystem $(ROOT)/guests/lua/csrc/include -Dluai_makeseed(L)=0x6c756121u
+
+$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup
+	@mkdir -p $(COMPONENTS) $(STAMPS)
+	@# lua-src's build script does not track CFLAGS: rebuild Lua when they change.
+	@if [ "$$(cat $(STAMPS)/lua-cflags 2>/dev/null)" != '$(LUA_CFLAGS)' ]; then \
+	  (cd guests/lua && cargo clean -q --release --target wasm32-wasip2 -p mlua-sys) && \
+	  echo '$(LUA_CFLAGS)' > $(STAMPS)/lua-cflags; \
+	fi
+	cd guests/lua && \
+	  CC_wasm32_wasip2=clang-22 AR_wasm32_wasip2=llvm-ar-22 CFLAGS_wasm32_wasip2="$(LUA_CFLAGS)" \
+	  cargo build --release --locked --target wasm32-wasip2
+	cargo build --release --locked -p llmos --bin llmos-preinit
+	$(PREINIT) $(CARGO_TARGET_DIR)/wasm32-wasip2/release/llmos_guest_lua.wasm $@
 
 # CPython via componentize-py; only modules imported at build time exist at run time.
 $(COMPONENTS)/python.wasm: $(PYTHON_SRCS) $(WIT_FILES) $(STAMPS)/venv
@@ -151,6 +186,7 @@ eval-fix: build
 fmt:
 	cargo fmt --all
 	cd guests/quickjs && cargo fmt
+	cd guests/lua && cargo fmt
 
 clean:
 	rm -rf target
