@@ -622,3 +622,39 @@ fn a_repair_is_verified_on_the_inputs_that_broke_the_original() {
         repair.inputs.as_ref().map(|i| i.seed)
     );
 }
+
+#[test]
+fn a_lua_artifact_is_repaired_through_the_loop_with_lua_prompts() {
+    let broken = "local totals = { a = 1, b = 2 }\nlocal sum = 0\nfor _, v in ipairs(totals.values) do sum = sum + v end\nprint(sum)\n";
+    let fixed = "local totals = { a = 1, b = 2 }\nlocal sum = 0\nfor _, v in pairs(totals) do sum = sum + v end\nprint(sum)\n";
+    let fake = FakeLlm::start(vec![Reply::text(fenced("lua", fixed))]);
+    let mut req = RunRequest::new("lua", broken);
+    req.filename = "app.lua".into();
+    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
+    let sup = Supervisor::new(
+        runtime(),
+        Some(provider.as_ref()),
+        SupervisorConfig::default(),
+    )
+    .expect("supervisor");
+    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    assert_eq!(s.outcome.stdout, "3\n");
+    let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
+    let e = first.error.as_ref().expect("error");
+    assert_eq!(e.line, Some(3));
+    let body = &fake.requests()[0].body;
+    let system = body["messages"][0]["content"].as_str().expect("system");
+    assert!(system.contains("Lua programs"), "{system}");
+    assert!(
+        system.contains("1-based"),
+        "the manifest's idioms: {system}"
+    );
+    assert!(system.contains("`lua`"), "the fence tag: {system}");
+    let prompt = prompt_of(&fake, 0);
+    assert!(prompt.contains("```lua"), "{prompt}");
+    assert!(
+        prompt.contains("kernel.storage.get(key, default)"),
+        "the Lua API reference: {prompt}"
+    );
+}

@@ -24,6 +24,7 @@ use llmos::{Limits, RunRequest, Runtime, Status};
 use llmos_tests::{llmos_bin, test_config};
 
 const JS_FIB: &str = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(N)";
+const LUA_FIB: &str = "local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end\nreturn fib(N)";
 const PY_FIB: &str = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(N)";
 
 fn iterations(full: usize) -> usize {
@@ -89,6 +90,18 @@ fn native_quickjs_fib_ms(n: usize) -> f64 {
             assert_eq!(v, 75025);
         })
     })
+}
+
+/// Debian's `lua5.4` (the Makefile installs it), timed inside the script.
+fn native_lua_fib_ms(n: usize) -> Option<f64> {
+    let script = format!(
+        "{}\nlocal ts = {{}}\nfor i = 1, {n} do local t = os.clock(); fib(25); ts[i] = (os.clock() - t) * 1e3 end\ntable.sort(ts)\nprint(ts[math.floor(#ts / 2) + 1])",
+        LUA_FIB
+            .replace("\nreturn fib(N)", "")
+            .replace("local function fib", "function fib")
+    );
+    let out = Command::new("lua5.4").args(["-e", &script]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn native_python_fib_ms(n: usize) -> Option<f64> {
@@ -307,6 +320,29 @@ fn main() {
             "python3 not found",
         ),
     }
+
+    let lua = runtime.prepare("lua", true).expect("lua");
+    let lua_un = runtime.prepare("lua", false).expect("lua");
+    let lua_src = |k: u32| LUA_FIB.replace("(N)", &format!("({k})"));
+    let lua_native = native_lua_fib_ms(n);
+    fib_rows(
+        &mut t,
+        "Lua fib(25)",
+        [&lua, &lua_un],
+        "lua",
+        [&lua_src(0), &lua_src(25)],
+        lua_native,
+        n,
+    );
+    t.row(
+        "Lua fib(25) native lua5.4 (Debian)",
+        lua_native.map_or("n/a".into(), |m| format!("{m:.2} ms")),
+        if lua_native.is_some() {
+            "baseline"
+        } else {
+            "lua5.4 not found"
+        },
+    );
 
     // --- kernel API calls -------------------------------------------------
     // Per-call cost: (run making N calls − the same run making none) / N.
