@@ -91,6 +91,8 @@ async fn embed() -> Result<(), Box<dyn std::error::Error>> {
         &ArtifactOptions::default(),
     )?;
     let opts = RunOptions {
+        expect_stdout: None,
+        test: None,
         limits: LimitOverrides::parse(Some("1000000000"), Some("64MiB"), Some("5s"), None)?,
         seed: Some(7),
     };

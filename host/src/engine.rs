@@ -83,6 +83,21 @@ pub struct RunRequest {
     /// `source` in an interpreter; `language` is then
     /// [`crate::component::LANGUAGE`].
     pub component: Option<PathBuf>,
+    /// What the artifact must print on stdout; anything else is
+    /// `wrong_output` (with a diff).
+    pub expect_stdout: Option<String>,
+    /// A test program run after the artifact in the same interpreter state
+    /// (a session); if it fails, the run is `test_failed`.
+    pub test: Option<TestProgram>,
+}
+
+/// A test program in the artifact's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestProgram {
+    /// Its source.
+    pub source: String,
+    /// Its file name in stack traces (e.g. `test_app.py`).
+    pub filename: String,
 }
 
 impl RunRequest {
@@ -98,6 +113,8 @@ impl RunRequest {
             seed: None,
             inputs: None,
             component: None,
+            expect_stdout: None,
+            test: None,
         }
     }
 }
@@ -385,6 +402,16 @@ impl Runtime {
     /// everything the artifact does, including every limit it hits, is an `Ok(Outcome)`.
     pub async fn run(&self, req: &RunRequest) -> Result<Outcome, HostError> {
         req.limits.validate()?;
+        if req.test.is_some() {
+            return crate::session::run_with_test(self, req).await;
+        }
+        let mut outcome = self.run_unchecked(req).await?;
+        check_stdout(&mut outcome, req.expect_stdout.as_deref());
+        Ok(outcome)
+    }
+
+    /// [`Runtime::run`] without the expectations.
+    async fn run_unchecked(&self, req: &RunRequest) -> Result<Outcome, HostError> {
         if let Some(path) = &req.component {
             return self.run_component(path, req).await;
         }
@@ -723,7 +750,21 @@ pub(crate) fn finish(
         outputs: outputs.into_vec(),
         inputs: Some(state.tape.inputs()),
         replay_diverged: state.tape.diverged(),
+        diff: None,
+        test: None,
     })
+}
+
+/// An `ok` outcome whose stdout is not `expected` becomes `wrong_output`,
+/// with a diff.
+pub(crate) fn check_stdout(outcome: &mut Outcome, expected: Option<&str>) {
+    if let Some(expected) = expected
+        && outcome.is_ok()
+        && outcome.stdout != expected
+    {
+        outcome.status = Status::WrongOutput;
+        outcome.diff = Some(crate::outcome::stdout_diff(expected, &outcome.stdout));
+    }
 }
 
 /// The store's call hook: host work charged by the [`Meter`](crate::meter::Meter)

@@ -268,6 +268,11 @@ pub struct RunOptions {
     pub limits: LimitOverrides,
     /// Seed for the guest's randomness (reproducible runs).
     pub seed: Option<u64>,
+    /// What the artifact must print on stdout (else `wrong_output`).
+    pub expect_stdout: Option<String>,
+    /// A test program run after it in the same interpreter state (else
+    /// `test_failed`).
+    pub test: Option<crate::engine::TestProgram>,
 }
 
 impl Llmos {
@@ -564,6 +569,8 @@ impl Llmos {
             limits: self.limits(artifact.tier, &artifact.language, &opts.limits)?,
             seed: opts.seed,
             inputs: None,
+            expect_stdout: opts.expect_stdout.clone(),
+            test: opts.test.clone(),
             component: artifact
                 .is_component()
                 .then(|| artifact.path.clone())
@@ -852,6 +859,8 @@ impl Llmos {
             seed: None,
             inputs: Some(crate::inputs::Source::Replay(inputs)),
             component: None,
+            expect_stdout: None,
+            test: None,
         };
         self.runtime.run(&req).await
     }

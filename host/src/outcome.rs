@@ -28,6 +28,12 @@ pub enum Status {
     OutputLimit,
     /// Any other trap (with its message and wasm backtrace).
     Trap,
+    /// It ran to completion but printed something other than the expected
+    /// stdout (`diff` shows how).
+    WrongOutput,
+    /// It ran to completion but its test program failed (`test` holds the
+    /// test's own outcome: the failing assertion, its line, the values).
+    TestFailed,
 }
 
 impl Status {
@@ -42,6 +48,8 @@ impl Status {
             Status::StackOverflow => "stack_overflow",
             Status::OutputLimit => "output_limit",
             Status::Trap => "trap",
+            Status::WrongOutput => "wrong_output",
+            Status::TestFailed => "test_failed",
         }
     }
 }
@@ -328,6 +336,13 @@ pub struct Outcome {
     /// another order: why. The outcome is then not a faithful replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_diverged: Option<String>,
+    /// For `wrong_output`: a unified diff of the expected stdout against
+    /// the actual one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// When a test program ran after the artifact (`--test`): its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Box<Outcome>>,
 }
 
 impl Outcome {
@@ -363,10 +378,38 @@ impl Outcome {
             (Status::OutputLimit, ..) => {
                 "output limit: the artifact printed more than allowed".into()
             }
+            (Status::WrongOutput, ..) => {
+                "wrong output: the artifact ran but its stdout differs from the expected output"
+                    .into()
+            }
+            (Status::TestFailed, ..) => match self.test.as_ref().and_then(|t| t.error.as_ref()) {
+                Some(e) => format!(
+                    "test failed: {}: {}{}",
+                    e.class,
+                    e.message,
+                    e.line
+                        .map(|l| format!(" (test line {l})"))
+                        .unwrap_or_default()
+                ),
+                None => "test failed".into(),
+            },
             (_, _, Some(t)) => format!("trap: {}", t.message),
             (s, ..) => s.to_string(),
         }
     }
+}
+
+/// Longest `diff` kept in a `wrong_output` outcome.
+pub const MAX_DIFF_BYTES: usize = 8 << 10;
+
+/// A unified diff of expected against actual stdout, clipped.
+pub fn stdout_diff(expected: &str, actual: &str) -> String {
+    let d = similar::TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .context_radius(2)
+        .header("expected", "actual")
+        .to_string();
+    clip(&d, MAX_DIFF_BYTES)
 }
 
 #[cfg(test)]

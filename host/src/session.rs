@@ -630,6 +630,61 @@ pub fn check_name(name: &str) -> Result<(), HostError> {
     }
 }
 
+/// Run `req` and then its test program in the same interpreter state: the
+/// artifact as cell 1 of a fresh session, the test as cell 2. The outcome is
+/// the artifact's, `test_failed` when the test did not end ok (its own
+/// outcome in `test`), and `wrong_output` when the stdout differs from
+/// `req.expect_stdout`.
+pub(crate) async fn run_with_test(
+    runtime: &Runtime,
+    req: &crate::engine::RunRequest,
+) -> Result<Outcome, HostError> {
+    let Some(test) = &req.test else {
+        return Err(HostError::Usage("no test program to run".into()));
+    };
+    let prepared = runtime.prepare_async(&req.language, true).await?;
+    if prepared.run_cell.is_none() {
+        return Err(HostError::Usage(format!(
+            "a test program runs in the artifact's session, and {} does not run sessions",
+            prepared.language.display_name()
+        )));
+    }
+    let mut limits = req.limits.clone();
+    if limits.fuel.is_none() {
+        limits.fuel = Some(crate::limits::DEFAULT_FUEL);
+    }
+    let journal = Journal::new(&req.language, &req.artifact_id, Tier::Sandboxed);
+    let (mut session, _) = Session::open(runtime, journal).await?;
+    let filename = engine::artifact_filename(&prepared, &req.filename);
+    let mut outcome = session
+        .run_cell(Cell {
+            source: &req.source,
+            filename: &filename,
+            limits: limits.clone(),
+            seed: req.seed,
+        })
+        .await?
+        .outcome;
+    if !outcome.is_ok() {
+        return Ok(outcome);
+    }
+    engine::check_stdout(&mut outcome, req.expect_stdout.as_deref());
+    let test_outcome = session
+        .run_cell(Cell {
+            source: &test.source,
+            filename: &test.filename,
+            limits,
+            seed: req.seed,
+        })
+        .await?
+        .outcome;
+    if outcome.is_ok() && !test_outcome.is_ok() {
+        outcome.status = Status::TestFailed;
+    }
+    outcome.test = Some(Box::new(test_outcome));
+    Ok(outcome)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ mod component;
 mod conformance;
 mod corpus;
 mod dom;
+mod expect;
 mod fidelity;
 mod files;
 mod host_limits;

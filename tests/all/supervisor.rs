@@ -658,3 +658,75 @@ fn a_lua_artifact_is_repaired_through_the_loop_with_lua_prompts() {
         "the Lua API reference: {prompt}"
     );
 }
+
+#[test]
+fn a_wrong_output_is_repaired_against_the_expected_stdout() {
+    let broken = "def mean(v):\n    return sum(v) / (len(v) + 1)\n\nprint(mean([1, 2, 3]))\n";
+    let fixed = "def mean(v):\n    return sum(v) / len(v)\n\nprint(mean([1, 2, 3]))\n";
+    let fake = FakeLlm::start(vec![Reply::text(fenced("python", fixed))]);
+    let mut req = RunRequest::new("python", broken);
+    req.filename = "mean.py".into();
+    req.expect_stdout = Some("2.0\n".into());
+    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
+    let sup = Supervisor::new(
+        runtime(),
+        Some(provider.as_ref()),
+        SupervisorConfig::default(),
+    )
+    .expect("supervisor");
+    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
+    assert_eq!(first.status, Status::WrongOutput);
+    assert!(
+        first
+            .diff
+            .as_deref()
+            .is_some_and(|d| d.contains("-2.0") && d.contains("+1.5"))
+    );
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    assert_eq!(s.outcome.stdout, "2.0\n");
+    let prompt = prompt_of(&fake, 0);
+    assert!(prompt.contains("wrong_output"), "{prompt}");
+    assert!(
+        prompt.contains("-2.0") && prompt.contains("+1.5"),
+        "the diff: {prompt}"
+    );
+}
+
+#[test]
+fn a_failing_test_is_repaired_and_the_prompt_shows_the_test() {
+    let broken = "function median(v) {\n  const s = [...v].sort();\n  return s[Math.floor(s.length / 2)];\n}\nconsole.log(median([3, 1, 2]));\n";
+    let fixed = "function median(v) {\n  const s = [...v].sort((a, b) => a - b);\n  return s[Math.floor(s.length / 2)];\n}\nconsole.log(median([3, 1, 2]));\n";
+    let test = "const got = median([10, 9, 100]);\nif (got !== 10) throw new Error(`median([10, 9, 100]) should be 10, got ${got}`);\n";
+    let fake = FakeLlm::start(vec![Reply::text(fenced("js", fixed))]);
+    let mut req = RunRequest::new("javascript", broken);
+    req.filename = "median.js".into();
+    req.test = Some(llmos::engine::TestProgram {
+        source: test.into(),
+        filename: "median.test.js".into(),
+    });
+    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
+    let sup = Supervisor::new(
+        runtime(),
+        Some(provider.as_ref()),
+        SupervisorConfig::default(),
+    )
+    .expect("supervisor");
+    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
+    assert_eq!(first.status, Status::TestFailed, "{first:?}");
+    let t = first
+        .test
+        .as_ref()
+        .and_then(|t| t.error.as_ref())
+        .expect("test error");
+    assert!(t.message.contains("got 100"), "{t:?}");
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
+    let prompt = prompt_of(&fake, 0);
+    assert!(prompt.contains("median.test.js"), "{prompt}");
+    assert!(prompt.contains("should be 10, got 100"), "{prompt}");
+    assert!(
+        prompt.contains("if (got !== 10)"),
+        "the test program: {prompt}"
+    );
+}

@@ -23,13 +23,11 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{Mutex, oneshot};
 
 use super::job::Job;
-use super::result::{INVALID, JobResult, WORKER_LOST, WRONG_OUTPUT};
+use super::result::{INVALID, JobResult, WORKER_LOST};
 use crate::facade::{ArtifactOptions, ArtifactSource, Llmos, RunOptions};
 
 /// Status of a job the host failed to run (e.g. its component is missing).
 pub const HOST_ERROR: &str = "host_error";
-/// Longest `diff` kept in a `wrong_output` result.
-pub const MAX_DIFF_BYTES: usize = 8 << 10;
 
 /// Runs jobs. `slot` is the dispatcher's lane (`0..concurrency()`), so an
 /// executor can pin lanes to workers.
@@ -111,6 +109,11 @@ pub async fn execute(
     let opts = RunOptions {
         limits,
         seed: job.seed,
+        expect_stdout: job.expect_stdout.clone(),
+        test: match job.test_program() {
+            Ok(t) => t,
+            Err(e) => return invalid(INVALID, e),
+        },
     };
     let mut req = match llmos.request(&artifact, &opts) {
         Ok(r) => r,
@@ -181,13 +184,6 @@ pub async fn execute(
     if let Some(s) = supervisor {
         r.set("supervisor", s);
     }
-    if let Some(expected) = &job.expect_stdout
-        && outcome.is_ok()
-        && outcome.stdout != *expected
-    {
-        r.set("status", WRONG_OUTPUT);
-        r.set("diff", stdout_diff(expected, &outcome.stdout));
-    }
     r.set(
         "timings",
         serde_json::json!({ "resolve_ms": resolved, "total_ms": ms(start) }),
@@ -210,15 +206,7 @@ fn ms(start: Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// A unified diff of expected against actual stdout, clipped.
-pub fn stdout_diff(expected: &str, actual: &str) -> String {
-    let d = similar::TextDiff::from_lines(expected, actual)
-        .unified_diff()
-        .context_radius(2)
-        .header("expected", "actual")
-        .to_string();
-    crate::outcome::clip(&d, MAX_DIFF_BYTES)
-}
+pub use crate::outcome::stdout_diff;
 
 /// A file name for a job id: readable and unique per id.
 pub fn safe_name(id: &str) -> String {

@@ -57,6 +57,13 @@ pub struct Job {
     /// `wrong_output`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_stdout: Option<String>,
+    /// A test program (source) run after the artifact in the same
+    /// interpreter state; if it fails the job is `test_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// The test program as a file (relative to the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
 }
 
 /// A job's limits in their textual or numeric forms: fuel a number or
@@ -127,6 +134,8 @@ impl Job {
             limits: JobLimits::default(),
             seed: None,
             expect_stdout: None,
+            test: None,
+            test_path: None,
         }
     }
 
@@ -144,6 +153,29 @@ impl Job {
             limits: JobLimits::default(),
             seed: None,
             expect_stdout: None,
+            test: None,
+            test_path: None,
+        }
+    }
+
+    /// The job's test program, read from `test_path` or inline in `test`.
+    pub fn test_program(&self) -> Result<Option<crate::engine::TestProgram>, String> {
+        match (&self.test, &self.test_path) {
+            (Some(_), Some(_)) => Err("give `test` or `test_path`, not both".into()),
+            (Some(source), None) => Ok(Some(crate::engine::TestProgram {
+                source: source.clone(),
+                filename: "test".into(),
+            })),
+            (None, Some(p)) => {
+                let source = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read the test `{}`: {e}", p.display()))?;
+                let filename = p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "test".into());
+                Ok(Some(crate::engine::TestProgram { source, filename }))
+            }
+            (None, None) => Ok(None),
         }
     }
 
@@ -312,6 +344,11 @@ impl Inputs {
                         if p.is_relative() && !volume {
                             job.path = Some(base.join(p));
                         }
+                    }
+                    if let Some(p) = &job.test_path
+                        && p.is_relative()
+                    {
+                        job.test_path = Some(base.join(p));
                     }
                     self.push(job, path, Some(n), seen);
                 }

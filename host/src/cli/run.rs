@@ -63,6 +63,16 @@ pub struct RunArgs {
     /// (same outcome, same fuel, every time).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A file with the exact stdout the artifact must print; a run that
+    /// prints anything else is `wrong_output` (with a diff), and `--fix`
+    /// repairs it.
+    #[arg(long, value_name = "FILE")]
+    pub expect_stdout: Option<PathBuf>,
+    /// A test program in the artifact's language, run after the artifact in
+    /// the same interpreter state; if it fails the run is `test_failed`,
+    /// and `--fix` repairs the artifact (never the test).
+    #[arg(long, value_name = "FILE")]
+    pub test: Option<PathBuf>,
     /// Start from a snapshot (`llmos snapshot create`): the artifact runs as
     /// the next cell of the snapshot's session.
     #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["fix", "trace"])]
@@ -82,9 +92,21 @@ pub struct RunArgs {
 impl RunArgs {
     fn run_options(&self) -> Result<RunOptions, HostError> {
         let limits = self.limits.overrides()?;
+        let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| HostError::io(p, e));
         Ok(RunOptions {
             limits,
             seed: self.seed,
+            expect_stdout: self.expect_stdout.as_ref().map(read).transpose()?,
+            test: match &self.test {
+                Some(p) => Some(llmos::engine::TestProgram {
+                    source: read(p)?,
+                    filename: p
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "test".into()),
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -240,6 +262,25 @@ pub(super) fn print_human(o: &Outcome, source: &str, tier: Tier) {
     }
     let _ = writeln!(err, "✗ {} ({facts})", o.status);
     let _ = writeln!(err, "  {}", terminal::clean(&o.summary()));
+    if let Some(d) = &o.diff {
+        let _ = writeln!(err, "  expected (-) vs actual (+):");
+        for l in d.lines() {
+            let _ = writeln!(err, "    {}", terminal::line(l));
+        }
+    }
+    if let Some(e) = o.test.as_ref().and_then(|t| t.error.as_ref()) {
+        for f in e.stack.iter().rev() {
+            let _ = writeln!(
+                err,
+                "    at {} ({}:{}:{})",
+                terminal::line(&f.function),
+                terminal::line(&f.file),
+                f.line,
+                f.column
+            );
+        }
+        return;
+    }
     if let Some(e) = &o.error
         && e.kind != ErrorKind::Exit
     {

@@ -206,7 +206,7 @@ impl<'a> Supervisor<'a> {
         let (outcome, run_ms) = self.run_version(&first, &req.source, 0).await?;
         let original_inputs = outcome.inputs.clone().filter(|i| i.replayable());
         fuel_used = fuel_used.saturating_add(outcome.fuel_consumed.unwrap_or(0));
-        let report = ErrorReport::new(&outcome, &req.source);
+        let report = ErrorReport::with_test(&outcome, &req.source, req.test.as_ref());
         on_event(Event::Ran {
             attempt: 0,
             outcome: &outcome,
@@ -374,7 +374,7 @@ impl<'a> Supervisor<'a> {
                 }
                 let (outcome, run_ms) = self.run_version(&next, &code, attempt).await?;
                 fuel_used = fuel_used.saturating_add(outcome.fuel_consumed.unwrap_or(0));
-                let new_report = ErrorReport::new(&outcome, &code);
+                let new_report = ErrorReport::with_test(&outcome, &code, req.test.as_ref());
                 on_event(Event::Ran {
                     attempt,
                     outcome: &outcome,
@@ -390,7 +390,7 @@ impl<'a> Supervisor<'a> {
                     run_ms,
                     limits: Some(next.limits.clone()),
                 });
-                let previous_key = (report.class.clone(), report.line);
+                let previous_key = report.key();
                 current = code.clone();
                 current_outcome = outcome;
                 current_report = new_report;
@@ -406,7 +406,7 @@ impl<'a> Supervisor<'a> {
                     code
                 ));
                 failed.push(code);
-                if (r.class.clone(), r.line) == previous_key {
+                if r.key() == previous_key {
                     same_error_runs += 1;
                     if same_error_runs >= 2 {
                         break 'repair TraceResult::Failed {

@@ -45,13 +45,67 @@ pub struct ErrorReport {
     pub globals: Vec<Variable>,
     /// For limits and traps: the likely cause, in plain language.
     pub explanation: Option<String>,
+    /// For `wrong_output`: the unified diff of expected against actual stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// For `test_failed`: the test program (shown to the LLM, never to be
+    /// changed) and its file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<(String, String)>,
 }
 
 impl ErrorReport {
     /// The report of a non-`ok` outcome (`None` for `ok`).
     pub fn new(outcome: &Outcome, source: &str) -> Option<ErrorReport> {
+        Self::with_test(outcome, source, None)
+    }
+
+    /// [`ErrorReport::new`] for a run with a test program: a `test_failed`
+    /// report is about the test's failure (its assertion, line and values,
+    /// with an excerpt of the test) and shows the test.
+    pub fn with_test(
+        outcome: &Outcome,
+        source: &str,
+        test: Option<&crate::engine::TestProgram>,
+    ) -> Option<ErrorReport> {
         if outcome.is_ok() {
             return None;
+        }
+        if let (Status::TestFailed, Some(t), Some(program)) = (outcome.status, &outcome.test, test)
+        {
+            let mut r = Self::with_test(t, &program.source, None)?;
+            r.status = Status::TestFailed;
+            r.explanation = explain(outcome);
+            r.stdout_tail = tail(&outcome.stdout, TAIL_BYTES);
+            r.test = Some((program.filename.clone(), program.source.clone()));
+            return Some(r);
+        }
+        if outcome.status == Status::WrongOutput {
+            let mut r = ErrorReport {
+                status: outcome.status,
+                class: "WrongOutput".into(),
+                message:
+                    "the program ran without an error, but its stdout is not the expected output"
+                        .into(),
+                line: None,
+                column: None,
+                stack: Vec::new(),
+                excerpt: None,
+                stdout_tail: String::new(),
+                stderr_tail: tail(&outcome.stderr, TAIL_BYTES),
+                logs_tail: Vec::new(),
+                fuel_consumed: outcome.fuel_consumed,
+                memory_peak_bytes: outcome.memory_peak_bytes,
+                duration_ms: outcome.duration_ms,
+                globals: Vec::new(),
+                explanation: explain(outcome),
+                diff: outcome.diff.clone(),
+                test: None,
+            };
+            if r.diff.is_none() {
+                r.stdout_tail = tail(&outcome.stdout, TAIL_BYTES);
+            }
+            return Some(r);
         }
         let (class, message, line, column, stack, globals) = match &outcome.error {
             Some(e) => (
@@ -101,13 +155,20 @@ impl ErrorReport {
             duration_ms: outcome.duration_ms,
             globals,
             explanation: explain(outcome),
+            diff: None,
+            test: None,
         })
     }
 
-    /// A short identity of the failure: class, message and line. Two
+    /// A short identity of the failure: class and line (and, for a wrong
+    /// output, the diff: a different wrong output is progress). Two
     /// attempts with the same key made no progress.
-    pub fn key(&self) -> (String, String, Option<u32>) {
-        (self.class.clone(), self.message.clone(), self.line)
+    pub fn key(&self) -> (String, Option<u32>, String) {
+        (
+            self.class.clone(),
+            self.line,
+            self.diff.clone().unwrap_or_default(),
+        )
     }
 
     /// The report as plain text, for prompts and the terminal.
@@ -146,6 +207,16 @@ impl ErrorReport {
                     v.preview.replace('\n', " ")
                 ));
             }
+        }
+        if let Some(d) = &self.diff {
+            s.push_str("expected stdout (-) against actual stdout (+), unified diff:\n");
+            s.push_str(&indent(d));
+        }
+        if let Some((file, source)) = &self.test {
+            s.push_str(&format!(
+                "the test program `{file}`, run after the artifact with its globals (it must pass unchanged):\n"
+            ));
+            s.push_str(&indent(source));
         }
         if !self.stdout_tail.is_empty() {
             s.push_str("stdout (tail):\n");
@@ -242,6 +313,8 @@ pub fn explain(o: &Outcome) -> Option<String> {
             if o.truncated.is_empty() { "output".to_string() } else { o.truncated.join(", ") }
         ),
         Status::Trap => "the interpreter itself trapped (a WebAssembly fault), which usually follows resource exhaustion; simplify the artifact.".into(),
+        Status::WrongOutput => "the artifact runs without an error but prints the wrong result: compare the expected and actual output below and fix the logic (an off-by-one, a wrong operator or condition, the wrong key or rounding), keeping the output format exactly.".into(),
+        Status::TestFailed => "the artifact runs, but its test program (run afterwards with the artifact's globals) failed: fix the artifact so the test passes; never change the test.".into(),
     })
 }
 
