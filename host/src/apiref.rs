@@ -41,6 +41,96 @@ pub fn reference(manifest: &Manifest, system_volume: &Path) -> Result<Vec<ApiEnt
     Ok(out)
 }
 
+/// The interface an entry belongs to: `storage` for
+/// `kernel.storage.get(key)` or `llmos.storage.get(...)`; `None` for the
+/// root's own entries (`kernel.KernelError`, `kernel.exit(code)`).
+pub fn interface_of(entry: &ApiEntry) -> Option<&str> {
+    let head = entry
+        .signature
+        .split(|c: char| c == '(' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    let mut parts = head.split(['.', '#']);
+    let _root = parts.next()?;
+    let second = parts.next()?;
+    parts.next()?;
+    second
+        .starts_with(|c: char| c.is_ascii_lowercase())
+        .then_some(second)
+}
+
+/// The reference a repair needs, not the whole of it: the entries of the
+/// interfaces `source` uses (or `error` names: a `StorageError` needs the
+/// storage reference), the root's entries when any is used, and one line
+/// naming the other interfaces and their functions.
+///
+/// An interface counts as used when the text names it next to the API's
+/// root (`kernel.viz`, `llmos.viz`), or names both (`from llmos import viz`,
+/// `const { viz } = kernel`).
+pub fn relevant(language: &str, entries: &[ApiEntry], source: &str, error: &str) -> String {
+    let roots: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.signature.split('.').next())
+        .collect();
+    let mut interfaces: Vec<&str> = entries.iter().filter_map(interface_of).collect();
+    interfaces.dedup();
+    let error_lower = error.to_ascii_lowercase();
+    let used = |iface: &str| {
+        roots.iter().any(|root| {
+            source.contains(&format!("{root}.{iface}"))
+                || (word_in(source, root) && word_in(source, iface))
+        }) || error_lower.contains(&format!("{iface}error"))
+            || error_lower.contains(&format!("{iface}."))
+    };
+    let wanted: Vec<&str> = interfaces.iter().copied().filter(|i| used(i)).collect();
+    let root_used = !wanted.is_empty() || roots.iter().any(|r| word_in(source, r));
+    let keep: Vec<ApiEntry> = entries
+        .iter()
+        .filter(|e| match interface_of(e) {
+            Some(i) => wanted.contains(&i),
+            None => root_used,
+        })
+        .cloned()
+        .collect();
+    let others: Vec<String> = interfaces
+        .iter()
+        .filter(|i| !wanted.contains(i))
+        .map(|i| {
+            let mut names: Vec<&str> = Vec::new();
+            for e in entries.iter().filter(|e| interface_of(e) == Some(i)) {
+                let head = e.signature.split(['(', ' ']).next().unwrap_or("");
+                if let Some(n) = head.rsplit(['.', '#']).next()
+                    && !names.contains(&n)
+                {
+                    names.push(n);
+                }
+            }
+            format!("{i} ({})", names.join(", "))
+        })
+        .collect();
+    let mut s = if keep.is_empty() {
+        String::new()
+    } else {
+        markdown(language, &keep)
+    };
+    if !others.is_empty() {
+        s.push_str(&format!(
+            "\nOther kernel interfaces (not used by this artifact): {}.\n",
+            others.join("; ")
+        ));
+    }
+    s
+}
+
+fn word_in(text: &str, w: &str) -> bool {
+    text.match_indices(w).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + w.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 /// Render entries as Markdown.
 pub fn markdown(language: &str, entries: &[ApiEntry]) -> String {
     let mut s = format!("# llmos kernel API for {language}\n");
@@ -140,6 +230,37 @@ fn entry(lines: &[&str]) -> Option<ApiEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_interfaces_used_are_sent_in_full() {
+        let e = |sig: &str| ApiEntry {
+            signature: sig.into(),
+            doc: "doc".into(),
+        };
+        let entries = [
+            e("kernel.KernelError (class)"),
+            e("kernel.storage.get(key) -> any"),
+            e("kernel.storage.set(key, value)"),
+            e("kernel.viz.plot(data) -> number"),
+            e("kernel.viz.Canvas#text(x, y, s) -> Canvas"),
+        ];
+        let none = relevant("js", &entries, "console.log(1)", "ReferenceError x");
+        assert!(!none.contains("## "), "{none}");
+        assert!(
+            none.contains("storage (get, set); viz (plot, text)"),
+            "{none}"
+        );
+        let viz = relevant("js", &entries, "kernel.viz.plot([1])", "TypeError");
+        assert!(viz.contains("## kernel.viz.plot") && viz.contains("## kernel.KernelError"));
+        assert!(!viz.contains("## kernel.storage.get") && viz.contains("storage (get, set)"));
+        // The error names the interface; a Python-style import names it too.
+        let err = relevant("py", &entries, "x = 1", "StorageError: quota-exceeded");
+        assert!(err.contains("## kernel.storage.set"), "{err}");
+        let import = relevant("py", &entries, "from kernel import storage", "KeyError");
+        assert!(import.contains("## kernel.storage.get"), "{import}");
+        assert_eq!(interface_of(&entries[0]), None);
+        assert_eq!(interface_of(&entries[4]), Some("viz"));
+    }
 
     #[test]
     fn jsdoc_and_docstrings() {

@@ -89,10 +89,14 @@ fn fixed_on_the_first_try_with_a_diff_and_a_precise_prompt() {
         prompt.contains("total: number = 6"),
         "top-level variables: {prompt}"
     );
+    // The artifact uses no kernel interface: a one-line index, not the
+    // whole reference.
     assert!(
-        prompt.contains("kernel.storage.get"),
-        "API reference: {prompt}"
+        prompt.contains("Other kernel interfaces (not used by this artifact): ")
+            && prompt.contains("storage (get, set, has"),
+        "API index: {prompt}"
     );
+    assert!(!prompt.contains("## kernel.storage.get"), "{prompt}");
     let req = &fake.requests()[0];
     assert_eq!(req.path, "/v1/chat/completions");
     assert_eq!(req.body["model"], "test-model");
@@ -654,8 +658,8 @@ fn a_lua_artifact_is_repaired_through_the_loop_with_lua_prompts() {
     let prompt = prompt_of(&fake, 0);
     assert!(prompt.contains("```lua"), "{prompt}");
     assert!(
-        prompt.contains("kernel.storage.get(key, default)"),
-        "the Lua API reference: {prompt}"
+        prompt.contains("storage (get, set, has"),
+        "the Lua API index: {prompt}"
     );
 }
 
@@ -729,4 +733,105 @@ fn a_failing_test_is_repaired_and_the_prompt_shows_the_test() {
         prompt.contains("if (got !== 10)"),
         "the test program: {prompt}"
     );
+}
+
+/// The repair prompt of every artifact of the buggy corpus, with the whole
+/// kernel API reference (as before) and with only what the artifact uses:
+/// the median must shrink to at most 40 %.
+#[test]
+fn lean_prompts_are_at_most_40_percent_of_the_full_reference_prompts() {
+    use llmos::supervisor::prompt::{AttemptVars, Prompts};
+    use llmos::supervisor::report::ErrorReport;
+    let rt = runtime();
+    let volume = &rt.config().system_volume;
+    let prompts = Prompts::load(volume).expect("prompts");
+    let (mut full, mut lean) = (Vec::new(), Vec::new());
+    for (dir, lang) in [("js", "javascript"), ("python", "python")] {
+        let manifest = rt.languages().by_name(lang).expect("language").clone();
+        let entries = llmos::apiref::reference(&manifest, volume).expect("reference");
+        let all = llmos::apiref::markdown(&manifest.name, &entries);
+        let root = llmos_tests::repo().join("tests/fixtures/buggy").join(dir);
+        let mut files: Vec<_> = std::fs::read_dir(&root)
+            .expect("corpus")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "js" || x == "py"))
+            .collect();
+        files.sort();
+        for f in files {
+            let source = std::fs::read_to_string(&f).expect("read");
+            let mut req = RunRequest::new(lang, source.clone());
+            req.filename = f.file_name().expect("name").to_string_lossy().into_owned();
+            req.artifact_id = format!("lean-{}", req.filename);
+            let outcome = block_on(rt.run(&req)).expect("run");
+            let Some(report) = ErrorReport::new(&outcome, &source) else {
+                continue;
+            };
+            let rendered = report.render();
+            fn vars<'a>(
+                m: &'a llmos::language::Manifest,
+                filename: &'a str,
+                code: &'a str,
+                report: &'a str,
+                api: &'a str,
+            ) -> AttemptVars<'a> {
+                AttemptVars {
+                    language: &m.name,
+                    fence: m.fence_tag(),
+                    filename,
+                    attempt: 1,
+                    max_attempts: 3,
+                    code,
+                    report,
+                    history: &[],
+                    api,
+                }
+            }
+            let relevant = llmos::apiref::relevant(
+                &manifest.name,
+                &entries,
+                &source,
+                &format!("{} {}", report.class, report.message),
+            );
+            full.push(
+                prompts
+                    .attempt(&vars(&manifest, &req.filename, &source, &rendered, &all))
+                    .len(),
+            );
+            lean.push(
+                prompts
+                    .attempt(&vars(
+                        &manifest,
+                        &req.filename,
+                        &source,
+                        &rendered,
+                        &relevant,
+                    ))
+                    .len(),
+            );
+            // What an artifact uses is always there in full.
+            for iface in ["storage", "viz", "dom", "quantum"] {
+                if source.contains(&format!("kernel.{iface}."))
+                    || source.contains(&format!("llmos.{iface}"))
+                {
+                    assert!(
+                        relevant.contains(&format!(".{iface}.")),
+                        "{}: {iface} missing",
+                        req.filename
+                    );
+                }
+            }
+        }
+    }
+    assert!(full.len() >= 60, "{} prompts", full.len());
+    let median = |v: &mut Vec<usize>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let (f, l) = (median(&mut full), median(&mut lean));
+    eprintln!(
+        "repair prompt, median over {} buggy artifacts: full reference {f} bytes, lean {l} bytes ({:.0} %)",
+        full.len(),
+        100.0 * l as f64 / f as f64
+    );
+    assert!(l * 100 <= f * 40, "lean {l} vs full {f}");
 }

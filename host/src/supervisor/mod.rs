@@ -179,8 +179,7 @@ impl<'a> Supervisor<'a> {
     ) -> Result<Supervised, HostError> {
         let start = Instant::now();
         let manifest = self.runtime.languages().by_name(&req.language)?.clone();
-        let api = crate::apiref::reference(&manifest, &self.runtime.config().system_volume)
-            .map(|e| crate::apiref::markdown(&manifest.name, &e))
+        let api_entries = crate::apiref::reference(&manifest, &self.runtime.config().system_volume)
             .unwrap_or_default();
         let mut trace = Trace {
             version: trace::TRACE_VERSION,
@@ -262,6 +261,14 @@ impl<'a> Supervisor<'a> {
                     manifest.display_name(),
                     manifest.fence_tag(),
                     &manifest.idioms,
+                );
+                // Only the reference of the interfaces this version uses
+                // (or its error names), and one line for the others.
+                let api = crate::apiref::relevant(
+                    &manifest.name,
+                    &api_entries,
+                    &current,
+                    &format!("{} {}", report.class, report.message),
                 );
                 let prompt = self.prompts.attempt(&AttemptVars {
                     language: &manifest.name,
