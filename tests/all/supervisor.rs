@@ -297,12 +297,47 @@ fn the_same_error_on_the_same_line_twice_in_a_row_stops_early() {
         Reply::text(fenced("js", "const total = 6;\nconsole.log(totalll);\n")),
         Reply::text(fenced("js", FIXED_JS)),
     ]);
-    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    // Without rewrites: two patches with the same error, and it gives up.
+    let s = supervise_with(
+        ProviderKind::OpenAi,
+        &fake,
+        "javascript",
+        BROKEN_JS,
+        |_, c| {
+            c.rewrite_after = 0;
+        },
+    );
     let TraceResult::Failed { reason } = &s.trace.result else {
         panic!("{:?}", s.trace.result)
     };
     assert!(reason.contains("no progress"), "{reason}");
     assert_eq!(fake.requests().len(), 2);
+}
+
+#[test]
+fn after_failed_patches_one_attempt_asks_for_a_rewrite_from_the_intent() {
+    let fake = FakeLlm::start(vec![
+        Reply::text(fenced("js", "const total = 6;\nconsole.log(totall);\n")),
+        Reply::text(fenced("js", "const total = 6;\nconsole.log(totalll);\n")),
+        Reply::text(fenced("js", FIXED_JS)),
+    ]);
+    // Default: after two failed patches the third attempt is a rewrite.
+    let s = supervise(ProviderKind::OpenAi, &fake, "javascript", BROKEN_JS);
+    assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 3 });
+    let strategies: Vec<_> = s.trace.attempts.iter().map(|a| a.strategy).collect();
+    use llmos::supervisor::Strategy::{Patch, Rewrite};
+    assert_eq!(strategies, [None, Some(Patch), Some(Patch), Some(Rewrite)]);
+    let third = prompt_of(&fake, 2);
+    assert!(
+        third.contains("do not patch it: write the program again from its intent"),
+        "{third}"
+    );
+    assert!(
+        third.contains("## Earlier attempts"),
+        "the earlier errors: {third}"
+    );
+    assert!(!prompt_of(&fake, 0).contains("write the program again"));
+    assert!(s.trace.render().contains("version 3 (rewrite)"));
 }
 
 #[test]

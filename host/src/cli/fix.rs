@@ -216,9 +216,15 @@ impl Display {
                     }
                 }
             }
-            Event::Asking { attempt } => {
+            Event::Asking { attempt, strategy } => {
+                let what = match strategy {
+                    llmos::supervisor::Strategy::Patch => "a fix",
+                    llmos::supervisor::Strategy::Rewrite => {
+                        "a rewrite from the artifact's intent (patches kept failing)"
+                    }
+                };
                 let msg = format!(
-                    "asking {} for a fix (repair {attempt})",
+                    "asking {} for {what} (repair {attempt})",
                     self.model.as_deref().unwrap_or("the LLM")
                 );
                 if self.tty {

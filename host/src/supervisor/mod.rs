@@ -64,6 +64,31 @@ pub struct SupervisorConfig {
     /// namespace when the original artifact is trusted, so a repair never
     /// reads or writes a trusted artifact's storage.
     pub repair_namespace: Option<String>,
+    /// After this many failed patches in a row, the next attempt asks for a
+    /// rewrite from the artifact's intent instead of another patch (then
+    /// patches again). `0` never rewrites. Default 2: repeated patching
+    /// loses most of its effect within 2 to 3 attempts.
+    pub rewrite_after: u32,
+}
+
+/// How a repair was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// A corrected version of the failing code.
+    Patch,
+    /// A new program written from the artifact's intent.
+    Rewrite,
+}
+
+impl Strategy {
+    /// `patch` or `rewrite`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Patch => "patch",
+            Strategy::Rewrite => "rewrite",
+        }
+    }
 }
 
 /// The limits a repair of a run under `run` gets: `configured`, or else each
@@ -99,6 +124,7 @@ impl Default for SupervisorConfig {
             max_tokens: 4096,
             repair_limits: None,
             repair_namespace: None,
+            rewrite_after: 2,
         }
     }
 }
@@ -113,8 +139,8 @@ pub enum Event<'a> {
         outcome: &'a Outcome,
         report: Option<&'a ErrorReport>,
     },
-    /// Asking the LLM for repair `attempt`.
-    Asking { attempt: u32 },
+    /// Asking the LLM for repair `attempt`, by `strategy`.
+    Asking { attempt: u32, strategy: Strategy },
     /// The answer for repair `attempt` was rejected without running.
     Rejected { attempt: u32, reason: String },
     /// The LLM call for repair `attempt` failed.
@@ -220,6 +246,7 @@ impl<'a> Supervisor<'a> {
             report: report.clone(),
             run_ms,
             limits: Some(first.limits.clone()),
+            strategy: None,
         });
         let mut current = req.source.clone();
         let mut current_outcome = outcome;
@@ -227,6 +254,9 @@ impl<'a> Supervisor<'a> {
         let mut failed: Vec<String> = vec![req.source.clone()];
         let mut history: Vec<String> = Vec::new();
         let mut same_error_runs = 0u32;
+        // Patches asked for since the last rewrite (all failed, or the loop
+        // would have ended).
+        let mut patches_since_rewrite = 0u32;
 
         let result = 'repair: {
             let Some(mut report) = current_report.clone() else {
@@ -270,7 +300,17 @@ impl<'a> Supervisor<'a> {
                     &current,
                     &format!("{} {}", report.class, report.message),
                 );
-                let prompt = self.prompts.attempt(&AttemptVars {
+                // After `rewrite_after` failed patches in a row, one rewrite.
+                let strategy = if self.config.rewrite_after > 0
+                    && patches_since_rewrite >= self.config.rewrite_after
+                {
+                    patches_since_rewrite = 0;
+                    Strategy::Rewrite
+                } else {
+                    patches_since_rewrite += 1;
+                    Strategy::Patch
+                };
+                let vars = AttemptVars {
                     language: &manifest.name,
                     fence: manifest.fence_tag(),
                     filename: &req.filename,
@@ -280,8 +320,12 @@ impl<'a> Supervisor<'a> {
                     report: &report.render(),
                     history: &history,
                     api: &api,
-                });
-                on_event(Event::Asking { attempt });
+                };
+                let prompt = match strategy {
+                    Strategy::Patch => self.prompts.attempt(&vars),
+                    Strategy::Rewrite => self.prompts.rewrite(&vars),
+                };
+                on_event(Event::Asking { attempt, strategy });
                 let chat = ChatRequest {
                     system: system_prompt.clone(),
                     messages: vec![Message {
@@ -317,7 +361,9 @@ impl<'a> Supervisor<'a> {
                             error: error.clone(),
                         });
                         exchange.error = Some(error.clone());
-                        trace.attempts.push(Attempt::not_run(attempt, exchange));
+                        trace
+                            .attempts
+                            .push(Attempt::not_run(attempt, exchange).by(strategy));
                         break 'repair TraceResult::Failed {
                             reason: format!("the LLM call failed: {error}"),
                         };
@@ -348,7 +394,9 @@ impl<'a> Supervisor<'a> {
                             "- attempt {attempt}: the answer was rejected ({reason})."
                         ));
                         exchange.rejection = Some(reason);
-                        trace.attempts.push(Attempt::not_run(attempt, exchange));
+                        trace
+                            .attempts
+                            .push(Attempt::not_run(attempt, exchange).by(strategy));
                         continue;
                     }
                 };
@@ -396,6 +444,7 @@ impl<'a> Supervisor<'a> {
                     report: new_report.clone(),
                     run_ms,
                     limits: Some(next.limits.clone()),
+                    strategy: Some(strategy),
                 });
                 let previous_key = report.key();
                 current = code.clone();
@@ -415,7 +464,14 @@ impl<'a> Supervisor<'a> {
                 failed.push(code);
                 if r.key() == previous_key {
                     same_error_runs += 1;
-                    if same_error_runs >= 2 {
+                    // No progress: try a rewrite once before giving up.
+                    if same_error_runs >= 2
+                        && strategy == Strategy::Patch
+                        && self.config.rewrite_after > 0
+                        && attempt < self.config.max_attempts
+                    {
+                        patches_since_rewrite = self.config.rewrite_after;
+                    } else if same_error_runs >= 2 {
                         break 'repair TraceResult::Failed {
                             reason: format!(
                                 "no progress: {} on line {} came back twice in a row",

@@ -17,6 +17,7 @@ pub const PROMPTS_DIR: &str = "kernel/prompts";
 pub struct Prompts {
     system: String,
     attempt: String,
+    rewrite: String,
     history: String,
 }
 
@@ -73,6 +74,7 @@ impl Prompts {
         Ok(Prompts {
             system: read("system.md", SYSTEM_VARS)?,
             attempt: read("attempt.md", ATTEMPT_VARS)?,
+            rewrite: read("rewrite.md", ATTEMPT_VARS)?,
             history: read("history.md", HISTORY_VARS)?,
         })
     }
@@ -85,8 +87,18 @@ impl Prompts {
         )
     }
 
-    /// The prompt of one repair attempt.
+    /// The prompt of one repair attempt asking for a patch.
     pub fn attempt(&self, v: &AttemptVars<'_>) -> String {
+        self.render_attempt(&self.attempt, v)
+    }
+
+    /// The prompt of one repair attempt asking for a rewrite from the
+    /// artifact's intent instead of a patch.
+    pub fn rewrite(&self, v: &AttemptVars<'_>) -> String {
+        self.render_attempt(&self.rewrite, v)
+    }
+
+    fn render_attempt(&self, template: &str, v: &AttemptVars<'_>) -> String {
         let history = if v.history.is_empty() {
             String::new()
         } else {
@@ -95,7 +107,7 @@ impl Prompts {
         let attempt = v.attempt.to_string();
         let max = v.max_attempts.to_string();
         render(
-            &self.attempt,
+            template,
             &[
                 ("language", v.language),
                 ("fence", v.fence),

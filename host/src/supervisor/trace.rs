@@ -61,6 +61,9 @@ pub struct Attempt {
     /// The limits it ran under (for `llmos replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<crate::limits::Limits>,
+    /// How the repair was asked for (none for the original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<super::Strategy>,
 }
 
 impl Attempt {
@@ -75,7 +78,14 @@ impl Attempt {
             report: None,
             run_ms: 0.0,
             limits: None,
+            strategy: None,
         }
+    }
+
+    /// This attempt, asked for by `strategy`.
+    pub fn by(mut self, strategy: super::Strategy) -> Attempt {
+        self.strategy = Some(strategy);
+        self
     }
 }
 
@@ -124,7 +134,13 @@ impl Trace {
             self.provider.as_deref().unwrap_or("no provider"),
         );
         for a in &self.attempts {
-            s.push_str(&format!("\n── version {} ", a.number));
+            s.push_str(&format!(
+                "\n── version {}{} ",
+                a.number,
+                a.strategy
+                    .map(|s| format!(" ({})", s.as_str()))
+                    .unwrap_or_default()
+            ));
             s.push_str(&"─".repeat(40));
             s.push('\n');
             if let Some(x) = &a.llm {
