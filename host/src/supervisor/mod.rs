@@ -20,6 +20,7 @@
 //! always fuel-metered) and as [`SupervisorConfig::repair_namespace`] (a
 //! storage namespace of its own when the original is trusted).
 
+pub mod cassette;
 pub mod extract;
 pub mod llm;
 pub mod prompt;
