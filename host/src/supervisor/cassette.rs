@@ -120,7 +120,10 @@ impl Cassette {
     fn record(&self, e: &Entry) -> Result<(), LlmError> {
         let line = serde_json::to_string(e).map_err(|x| LlmError::Config(x.to_string()))?;
         let io = |x: std::io::Error| {
-            LlmError::Config(format!("cannot write the cassette {}: {x}", self.path.display()))
+            LlmError::Config(format!(
+                "cannot write the cassette {}: {x}",
+                self.path.display()
+            ))
         };
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -215,7 +218,10 @@ mod tests {
         }
         async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
             Ok(ChatResponse {
-                text: format!("answer to {}", req.messages[0].content.lines().next().unwrap_or("")),
+                text: format!(
+                    "answer to {}",
+                    req.messages[0].content.lines().next().unwrap_or("")
+                ),
                 usage: Usage {
                     input_tokens: 3,
                     output_tokens: 4,
