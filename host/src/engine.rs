@@ -696,6 +696,16 @@ pub(crate) fn finish(
             match (error.kind, error.exit_code) {
                 // A clean exit is a success, and a success carries no error.
                 (ErrorKind::Exit, Some(0)) => (Status::Ok, None, None, None),
+                // The interpreter stopped it just before the limit: the
+                // limit's status, located.
+                (ErrorKind::Limit, _) => {
+                    let status = if error.class == Status::Timeout.as_str() {
+                        Status::Timeout
+                    } else {
+                        Status::OutOfFuel
+                    };
+                    (status, None, Some(error), None)
+                }
                 _ if memory_denied => (Status::MemoryLimit, None, Some(error), None),
                 _ => (Status::Error, None, Some(error), None),
             }

@@ -139,6 +139,10 @@ pub struct HostMemoryExceeded {
 #[derive(Debug, Clone)]
 pub struct Meter {
     deadline: Instant,
+    /// The run's wall-clock limit.
+    timeout: Duration,
+    /// The run's fuel limit.
+    fuel_limit: Option<u64>,
     /// Whether host work pays fuel (the run is fuel-metered).
     metered: bool,
     /// Fuel the guest had when it entered the current host call.
@@ -158,6 +162,8 @@ impl Meter {
     pub fn new(start: Instant, timeout: Duration, fuel: Option<u64>, host_memory: u64) -> Self {
         Meter {
             deadline: start.checked_add(timeout).unwrap_or(start),
+            timeout,
+            fuel_limit: fuel,
             metered: fuel.is_some(),
             fuel_at_entry: fuel.unwrap_or(u64::MAX),
             charged_in_call: 0,
@@ -265,6 +271,17 @@ impl Meter {
         if let Some(f) = fuel {
             self.fuel_at_entry = f;
         }
+    }
+
+    /// The run's budgets as they stand: (fuel limit, fuel left, wall-clock
+    /// limit, time left), for `process.budget`.
+    pub fn budget(&self) -> (Option<u64>, Option<u64>, Duration, Duration) {
+        (
+            self.fuel_limit,
+            self.metered.then(|| self.fuel_left()),
+            self.timeout,
+            self.deadline.saturating_duration_since(Instant::now()),
+        )
     }
 
     /// Call hook: the host call returns; what it charged, to take from the

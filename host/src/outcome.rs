@@ -70,6 +70,9 @@ pub enum ErrorKind {
     Runtime,
     /// The artifact asked to exit with a non-zero code.
     Exit,
+    /// The interpreter stopped the artifact just before a limit, to say
+    /// where it was (the outcome's status is the limit's).
+    Limit,
 }
 
 /// One frame of the artifact's stack (1-based positions in its own source).
@@ -177,6 +180,7 @@ impl GuestError {
                 interpreter::ErrorKind::Syntax => ErrorKind::Syntax,
                 interpreter::ErrorKind::Runtime => ErrorKind::Runtime,
                 interpreter::ErrorKind::Exit => ErrorKind::Exit,
+                interpreter::ErrorKind::Limit => ErrorKind::Limit,
             },
             class: name(e.class),
             message: clip(&e.message, limits.max_message_bytes),

@@ -334,7 +334,9 @@ impl Session {
             .journal
             .fuel_used
             .saturating_add(outcome.fuel_consumed.unwrap_or(0));
-        let poisoned = !returned || outcome.status == Status::MemoryLimit;
+        // Anything but a return or a raise (a trap, or a stop just before a
+        // limit) may have left the instance half-way: rebuild it.
+        let poisoned = !returned || !matches!(outcome.status, Status::Ok | Status::Error);
         let mut journaled = false;
         let mut restored = false;
         if poisoned {

@@ -70,6 +70,9 @@ thread_local! {
     static SESSION: Cell<Option<State>> = const { Cell::new(None) };
     /// Set by `os.exit` / `kernel.exit`; the run ends with an `exit` error.
     static EXIT_CODE: Cell<Option<i32>> = const { Cell::new(None) };
+    /// Set when the count hook stopped the artifact just before a limit:
+    /// `out_of_fuel` or `timeout` (see [`stop_hook`]).
+    static STOPPED: Cell<Option<&'static str>> = const { Cell::new(None) };
     /// Origin of `os.clock`: the run's first reading, taken lazily.
     static CLOCK_BASE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// See [`BALLAST_BYTES`].
@@ -398,10 +401,38 @@ unsafe extern "C-unwind" fn native_exit(l: *mut lua_State) -> c_int {
     0
 }
 
-/// `exiting()`: whether an exit was requested.
+/// `exiting()`: whether an exit was requested (or the artifact was
+/// stopped before a limit): the prelude's `pcall` then re-raises.
 unsafe extern "C-unwind" fn native_exiting(l: *mut lua_State) -> c_int {
-    ffi::lua_pushboolean(l, EXIT_CODE.with(|c| c.get()).is_some() as c_int);
+    let exiting = EXIT_CODE.with(|c| c.get()).is_some() || STOPPED.with(|s| s.get()).is_some();
+    ffi::lua_pushboolean(l, exiting as c_int);
     1
+}
+
+/// Instructions between two polls of the run's budgets.
+const STOP_POLL: c_int = 10_000;
+
+/// The count hook: polls the run's budgets (`process.budget`) and stops the
+/// artifact with an error just before the host would trap (a twentieth of
+/// the budget left, at most 20 M fuel or 100 ms), so its position and stack
+/// can be reported; once stopped, every later poll raises again and the
+/// prelude's `pcall` will not catch it.
+unsafe extern "C-unwind" fn stop_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    if STOPPED.with(|s| s.get()).is_none() {
+        let b = llmos::kernel::process::budget();
+        let near_fuel = match (b.fuel_limit, b.fuel_left) {
+            (Some(limit), Some(left)) => left <= (limit / 20).min(20_000_000),
+            _ => false,
+        };
+        let near_time = b.ms_left <= (b.ms_limit / 20).min(100);
+        if !(near_fuel || near_time) {
+            return;
+        }
+        let kind = if near_fuel { "out_of_fuel" } else { "timeout" };
+        STOPPED.with(|s| s.set(Some(kind)));
+    }
+    ffi::lua_pushstring(l, c"stopped by llmos before a limit".as_ptr());
+    ffi::lua_error(l);
 }
 
 /// `os.clock()`: seconds of the WASI monotonic clock since the run's
@@ -525,13 +556,27 @@ unsafe fn evaluate(st: State, source: &str, filename: &str) -> Result<Option<Str
     let _ = ballast.try_reserve_exact(BALLAST_BYTES);
     BALLAST.with(|b| b.set(Some(ballast)));
     RUNNING.with(|r| r.set(l));
+    STOPPED.with(|s| s.set(None));
+    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, STOP_POLL);
     let status = ffi::lua_pcall(l, 0, ffi::LUA_MULTRET, 1);
+    ffi::lua_sethook(l, None, 0, 0);
     RUNNING.with(|r| r.set(ptr::null_mut()));
     // Memory to report with, should the artifact have used it all.
     drop(BALLAST.with(|b| b.take()));
 
     let result = if let Some(code) = EXIT_CODE.with(|c| c.get()) {
         Err(exit_error(code, filename))
+    } else if let (Some(kind), true) = (STOPPED.with(|s| s.get()), status != ffi::LUA_OK) {
+        let mut e = runtime_error(st, status, filename);
+        e.kind = ErrorKind::Limit;
+        e.class = kind.to_string();
+        e.message = match kind {
+            "timeout" => {
+                "stopped just before its time limit: the artifact was still running here".into()
+            }
+            _ => "stopped just before its fuel ran out: the artifact was still running here".into(),
+        };
+        Err(e)
     } else if status != ffi::LUA_OK {
         let err = runtime_error(st, status, filename);
         // `kernel.exit` from a __tostring run while describing the error.

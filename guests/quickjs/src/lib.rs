@@ -59,6 +59,9 @@ thread_local! {
     /// The session's runtime, context and helpers between cells
     /// (`run-cell`); built from `WARM` by the first cell.
     static SESSION: RefCell<Option<Warm>> = const { RefCell::new(None) };
+    /// Set when the interrupt handler stopped the artifact just before a
+    /// limit: `out_of_fuel` or `timeout`.
+    static STOPPED: Cell<Option<&'static str>> = const { Cell::new(None) };
     /// Origin of `native.now` (timers): the run's first monotonic-clock
     /// reading, taken lazily (never during `init`), reset at each run.
     static CLOCK_BASE: Cell<Option<Instant>> = const { Cell::new(None) };
@@ -182,6 +185,51 @@ fn internal_error(message: impl Into<String>) -> GuestError {
     }
 }
 
+/// Poll the run's budgets from QuickJS's interrupt handler (every ~10 000
+/// interrupt checks: calls and loop back-edges) and stop the artifact with
+/// an uncatchable error just before the host would trap, so its position
+/// and stack can be reported. The margin (a twentieth of the budget, at most
+/// 20 M fuel or 100 ms) leaves room to build the report.
+fn install_stop(rt: &Runtime) {
+    STOPPED.with(|s| s.set(None));
+    rt.set_interrupt_handler(Some(Box::new(|| {
+        if STOPPED.with(|s| s.get()).is_some() {
+            return true;
+        }
+        let b = llmos::kernel::process::budget();
+        let near_fuel = match (b.fuel_limit, b.fuel_left) {
+            (Some(limit), Some(left)) => left <= (limit / 20).min(20_000_000),
+            _ => false,
+        };
+        let near_time = b.ms_left <= (b.ms_limit / 20).min(100);
+        if near_fuel || near_time {
+            let kind = if near_fuel { "out_of_fuel" } else { "timeout" };
+            STOPPED.with(|s| s.set(Some(kind)));
+            return true;
+        }
+        false
+    })));
+}
+
+/// A run's error, as the limit's own when the artifact was stopped.
+fn located(result: Result<Option<String>, GuestError>) -> Result<Option<String>, GuestError> {
+    match (result, STOPPED.with(|s| s.get())) {
+        (Err(mut e), Some(kind)) => {
+            e.kind = ErrorKind::Limit;
+            e.class = kind.to_string();
+            e.message = match kind {
+                "timeout" => {
+                    "stopped just before its time limit: the artifact was still running here".into()
+                }
+                _ => "stopped just before its fuel ran out: the artifact was still running here"
+                    .into(),
+            };
+            Err(e)
+        }
+        (r, _) => r,
+    }
+}
+
 fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
     // Free the previous run's runtime (see the end of this function).
     drop(PREVIOUS.with(|p| p.borrow_mut().take()));
@@ -213,7 +261,8 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
             (rt, context, None)
         }
     };
-    let result = context.with(|ctx| {
+    install_stop(&rt);
+    let result = located(context.with(|ctx| {
         let helpers = helpers.and_then(|h| h.restore(&ctx));
         let mut run = Run {
             ctx: ctx.clone(),
@@ -223,7 +272,7 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
             ballast: &mut ballast,
         };
         run.run(source)
-    });
+    }));
     // Tearing a runtime down costs ~20% of a trivial run (more with a big
     // heap) and the host discards the instance after one run, so the runtime
     // is freed lazily, at the start of the next run on this instance if any.
@@ -264,6 +313,7 @@ fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> 
             (rt, context, None)
         }
     };
+    install_stop(&rt);
     let (result, saved) = context.with(|ctx| {
         let helpers = helpers.and_then(|h| h.restore(&ctx));
         let mut run = Run {
@@ -273,7 +323,7 @@ fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> 
             helpers,
             ballast: &mut ballast,
         };
-        let result = run.run(source);
+        let result = located(run.run(source));
         let saved = run.helpers.take().map(|h| SavedHelpers::save(&ctx, h));
         (result, saved)
     });

@@ -23,7 +23,9 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         ctx: &mut s.log,
         meter: &mut s.meter,
     })?;
-    process::add_to_linker(linker, |s| &mut s.process)?;
+    process::add_to_linker(linker, |s| process::ProcessView {
+        meter: &mut s.meter,
+    })?;
     storage::add_to_linker(linker, |s| storage::StorageView {
         ctx: &mut s.storage,
         meter: &mut s.meter,
