@@ -775,6 +775,80 @@ def _too_deep(value, limit=_REPR_DEPTH):
     return False
 
 
+class _LimitStop(BaseException):
+    """Raised by the line tracer just before a budget runs out."""
+
+
+# Located stops (see `_start_tracer`): which limit stopped the run, and how
+# often each line of the artifact ran.
+_STOP = []
+_HITS = {}
+_POLL_LINES = 1000
+
+
+def _start_tracer(filename):
+    """When the host asks (`process.budget().trace_lines`, on a re-run of a
+    limit failure), trace the artifact's lines: count them, poll the budget
+    every _POLL_LINES lines, and stop the run with _LimitStop just before
+    the host would trap (a twentieth of the budget left, at most 20 M fuel
+    or 100 ms). CPython unsets a trace function that raises, so an artifact
+    that swallows BaseException around the stop runs on untraced until the
+    host's own trap, and that re-run locates nothing."""
+    del _STOP[:]
+    _HITS.clear()
+    if not _AT_RUN_TIME:
+        return False  # the build-time warm-up: no kernel to ask
+    try:
+        if not _wit_process.budget().trace_lines:
+            return False
+    except _BaseException:
+        return False
+    countdown = [_POLL_LINES]
+
+    def near():
+        b = _wit_process.budget()
+        if b.fuel_limit is not None and b.fuel_left is not None:
+            if b.fuel_left <= min(b.fuel_limit // 20, 20_000_000):
+                return "out_of_fuel"
+        if b.ms_left <= min(b.ms_limit // 20, 100):
+            return "timeout"
+        return None
+
+    def trace(frame, event, arg):
+        if event == "line" and frame.f_code.co_filename == filename:
+            key = frame.f_lineno
+            _HITS[key] = _HITS.get(key, 0) + 1
+            countdown[0] -= 1
+            if countdown[0] <= 0:
+                countdown[0] = _POLL_LINES
+                kind = near()
+                if kind:
+                    _STOP.append(kind)
+                    raise _LimitStop(kind)
+        return trace
+
+    sys.settrace(trace)
+    return True
+
+
+def _stop_error(exc, filename, lines, env):
+    """The error of a run stopped just before a limit: kind limit, with the
+    position and the lines run most."""
+    sys.settrace(None)
+    error = _runtime_error(exc, filename, lines, env)
+    kind = _STOP[0]
+    error.kind = ErrorKind.LIMIT
+    error.class_ = kind
+    what = "its time limit" if kind == "timeout" else "its fuel ran out"
+    hot = sorted(_HITS.items(), key=lambda kv: -kv[1])[:3]
+    busiest = ", ".join("line %d (%d times)" % (line, n) for line, n in hot)
+    error.message = "stopped just before %s: the artifact was still running here%s" % (
+        what,
+        "; lines run most: " + busiest if busiest else "",
+    )
+    return error
+
+
 # The session's __main__ (created by the first cell) and the source lines
 # of each cell's file, for tracebacks through functions of earlier cells.
 _SESSION = []
@@ -839,6 +913,7 @@ def _run(source, filename, session=False):
     _sys_modules["__main__"] = main
     value = None
     deep_value = False
+    traced = _start_tracer(filename)
     try:
         _exec(module_code, env)
         if expr_code is not None:
@@ -854,6 +929,8 @@ def _run(source, filename, session=False):
     except _BaseException as exc:
         try:
             value = None
+            if traced and _STOP:
+                return _stop_error(exc, filename, lines, env)
             if _isinstance(exc, _MemoryError) and not session:
                 # The artifact's data may fill the heap; release it so the
                 # report (and lowering it) can allocate. A session's globals
@@ -872,6 +949,8 @@ def _run(source, filename, session=False):
             _GRAVEYARD.append(exc)
             exc = None
     finally:
+        if traced:
+            sys.settrace(None)
         # Nothing the artifact built is freed: the host discards the
         # instance after the run (contract 1). Freeing a structure nested
         # 10^5+ deep recurses once per level in C (list_dealloc ->
@@ -925,5 +1004,7 @@ def _entry(source, filename, session):
     raise Err(result)
 
 
+_AT_RUN_TIME = False
 _warm_up()
 sys.argv = [""]
+_AT_RUN_TIME = True

@@ -89,6 +89,9 @@ pub struct RunRequest {
     /// A test program run after the artifact in the same interpreter state
     /// (a session); if it fails, the run is `test_failed`.
     pub test: Option<TestProgram>,
+    /// Ask the guest for a located stop even where it costs (see
+    /// `process.budget`'s `trace-lines`); set by [`Runtime::locate`].
+    pub trace_lines: bool,
 }
 
 /// A test program in the artifact's language.
@@ -115,6 +118,7 @@ impl RunRequest {
             component: None,
             expect_stdout: None,
             test: None,
+            trace_lines: false,
         }
     }
 }
@@ -410,6 +414,56 @@ impl Runtime {
         Ok(outcome)
     }
 
+    /// Where an `out_of_fuel` run was when it was stopped, for an
+    /// interpreter that cannot say so cheaply (CPython): the run again on
+    /// its recorded inputs (nothing is written twice, see
+    /// [`crate::inputs`]), with the guest asked to trace lines, stop itself
+    /// just before the limit and count the lines it ran most. The outcome
+    /// keeps its own figures and takes the located error. Outcomes that
+    /// already say where they stopped are returned as they are.
+    pub async fn locate(&self, req: &RunRequest, mut outcome: Outcome) -> Outcome {
+        let replayable = outcome.inputs.as_ref().filter(|i| i.replayable()).cloned();
+        if outcome.status != Status::OutOfFuel
+            || outcome.error.is_some()
+            || req.component.is_some()
+            || req.test.is_some()
+        {
+            return outcome;
+        }
+        let Some(inputs) = replayable else {
+            return outcome;
+        };
+        // The re-run gets what is left of the run's wall-clock limit, so the
+        // whole command stays within it; too little left, no location.
+        let spent = std::time::Duration::from_secs_f64(outcome.duration_ms.max(0.0) / 1e3);
+        let left = req.limits.timeout.saturating_sub(spent);
+        if left < std::time::Duration::from_millis(50) {
+            return outcome;
+        }
+        let mut again = req.clone();
+        again.inputs = Some(Source::Replay(inputs));
+        again.trace_lines = true;
+        again.expect_stdout = None;
+        again.limits.timeout = left;
+        match self.run_unchecked(&again).await {
+            Ok(located) => match located.error {
+                Some(mut e) if e.kind == ErrorKind::Limit => {
+                    // Stopped by time or by fuel in the traced re-run, the
+                    // position is where the runaway artifact was.
+                    e.class = Status::OutOfFuel.as_str().to_string();
+                    outcome.error = Some(e);
+                }
+                _ => tracing::debug!(
+                    status = %located.status,
+                    diverged = ?located.replay_diverged,
+                    "the traced re-run did not locate the stop"
+                ),
+            },
+            Err(e) => tracing::warn!("cannot re-run to locate the stop: {e}"),
+        }
+        outcome
+    }
+
     /// [`Runtime::run`] without the expectations.
     async fn run_unchecked(&self, req: &RunRequest) -> Result<Outcome, HostError> {
         if let Some(path) = &req.component {
@@ -559,6 +613,7 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
         None => Source::for_seed(req.seed),
     };
     let mut store = new_store(prepared, &req.artifact_id, limits, Tape::new(source))?;
+    store.data_mut().process.trace_lines = req.trace_lines;
     arm(&mut store, limits)?;
     let filename = artifact_filename(prepared, &req.filename);
     let start = Instant::now();

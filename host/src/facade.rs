@@ -571,6 +571,7 @@ impl Llmos {
             inputs: None,
             expect_stdout: opts.expect_stdout.clone(),
             test: opts.test.clone(),
+            trace_lines: false,
             component: artifact
                 .is_component()
                 .then(|| artifact.path.clone())
@@ -584,7 +585,9 @@ impl Llmos {
     /// every limit it hits, is an `Ok(Outcome)`.
     pub async fn run(&self, artifact: &Artifact, opts: &RunOptions) -> Result<Outcome, HostError> {
         let req = self.request(artifact, opts)?;
-        self.runtime.run(&req).await
+        let outcome = self.runtime.run(&req).await?;
+        // Say where a runaway artifact was, where the interpreter could not.
+        Ok(self.runtime.locate(&req, outcome).await)
     }
 
     /// Where a run's outputs go by default: `<data dir>/outputs/<artifact>`.
@@ -861,6 +864,7 @@ impl Llmos {
             component: None,
             expect_stdout: None,
             test: None,
+            trace_lines: false,
         };
         self.runtime.run(&req).await
     }

@@ -93,7 +93,7 @@ impl HostState {
             stdout,
             stderr,
             log: LogCtx::new(artifact, limits.log_records, limits.output_bytes),
-            process: ProcessCtx,
+            process: ProcessCtx::default(),
             storage: StorageCtx::new(artifact, storage.clone(), tape.clone()),
             viz: VizCtx::new(quotas.viz.clone(), quotas.max_canvases),
             dom: DomCtx::new(quotas.dom.clone(), quotas.max_element_handles),

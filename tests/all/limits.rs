@@ -249,3 +249,43 @@ fn runaway_loops_are_located_in_javascript_and_lua() {
         );
     }
 }
+
+/// CPython has no cheap periodic hook: `llmos run` re-runs an `out_of_fuel`
+/// Python artifact on its recorded inputs with its lines traced, so the
+/// report names where it was and the lines it ran most (nothing written
+/// twice: storage replays from the record).
+#[test]
+fn a_python_runaway_loop_is_located_by_a_traced_replay() {
+    let d = llmos_tests::scratch_data_dir("located-python");
+    std::fs::create_dir_all(&d).expect("dir");
+    let art = d.join("loop.py");
+    std::fs::write(
+        &art,
+        "from llmos import storage\nstorage.set('runs', storage.get('runs', 0) + 1)\ntotal = 0\ndef step(i):\n    return i * 2\n\ni = 0\nwhile i < 10:\n    try:\n        total += step(i)\n    except ValueError:\n        pass\n",
+    )
+    .expect("write");
+    let a = art.display().to_string();
+    let m = llmos_tests::measure_llmos(&["run", &a, "--fuel", "300000000", "--json"], &d);
+    let v = m.json();
+    assert_eq!(v["status"], "out_of_fuel", "{v}");
+    assert_eq!(v["fuel_consumed"], 300_000_000);
+    assert_eq!(v["error"]["kind"], "limit");
+    assert!(
+        v["error"]["line"]
+            .as_u64()
+            .is_some_and(|l| (4..=12).contains(&l)),
+        "{v}"
+    );
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("lines run most: line"), "{msg}");
+    // The replay did not count a second run.
+    let probe = d.join("probe.py");
+    std::fs::write(&probe, "from llmos import storage\nstorage.get('runs')\n").expect("write");
+    let id = std::fs::canonicalize(&art)
+        .expect("canonical")
+        .display()
+        .to_string();
+    let p = probe.display().to_string();
+    let n = llmos_tests::measure_llmos(&["run", &p, "--id", &id, "--json"], &d).json();
+    assert_eq!(n["value"], "1", "{n}");
+}

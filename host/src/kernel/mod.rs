@@ -25,6 +25,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     })?;
     process::add_to_linker(linker, |s| process::ProcessView {
         meter: &mut s.meter,
+        ctx: &s.process,
     })?;
     storage::add_to_linker(linker, |s| storage::StorageView {
         ctx: &mut s.storage,

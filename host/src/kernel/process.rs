@@ -12,14 +12,21 @@ use wasmtime::component::{HasData, Linker};
 use crate::bindings::process;
 use crate::meter::{Meter, cost};
 
-/// The process API needs no per-run state of its own.
+/// The process API's per-run state: whether the host asks the guest to
+/// trace lines (see `process.budget`).
 #[derive(Debug, Default)]
-pub struct ProcessCtx;
+pub struct ProcessCtx {
+    /// Ask for a located stop even where it costs (a re-run of a limit
+    /// failure).
+    pub trace_lines: bool,
+}
 
 /// What the process API touches: the run's meter (for `budget`).
 pub struct ProcessView<'a> {
     /// The run's accounting of host work.
     pub meter: &'a mut Meter,
+    /// The run's process state.
+    pub ctx: &'a ProcessCtx,
 }
 
 impl process::Host for ProcessView<'_> {
@@ -36,6 +43,7 @@ impl process::Host for ProcessView<'_> {
             fuel_left,
             ms_limit: ms(limit),
             ms_left: ms(left),
+            trace_lines: self.ctx.trace_lines,
         })
     }
 }
@@ -62,7 +70,13 @@ mod tests {
     #[test]
     fn exit_traps_with_the_exact_code() {
         let mut meter = Meter::unlimited();
-        let err = ProcessView { meter: &mut meter }.exit(3).err();
+        let ctx = ProcessCtx::default();
+        let err = ProcessView {
+            meter: &mut meter,
+            ctx: &ctx,
+        }
+        .exit(3)
+        .err();
         assert_eq!(
             err.and_then(|e| e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|e| e.0)),
             Some(3)

@@ -515,6 +515,8 @@ impl<'a> Supervisor<'a> {
         r.source = code.to_string();
         let t = Instant::now();
         let outcome = self.runtime.run(&r).await?;
+        // A repair needs to know where a runaway version was.
+        let outcome = self.runtime.locate(&r, outcome).await;
         tracing::info!(attempt, status = %outcome.status, "supervised run");
         Ok((outcome, t.elapsed().as_secs_f64() * 1e3))
     }
