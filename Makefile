@@ -170,9 +170,11 @@ test: build $(FIXTURE_COMPONENTS)/.built
 	@echo; echo "\$$ eval-fix with the corpus's reference fixes, recorded into a cassette, then replayed offline"
 	rm -f $(ROOT)/target/eval-cassette.jsonl
 	LLMOS_EVAL_REFERENCE=1 LLMOS_EVAL_STRICT=1 LLMOS_EVAL_CASSETTE=$(ROOT)/target/eval-cassette.jsonl \
-	  cargo run --release --locked -p llmos-tests --bin eval-fix | tail -n 12
+	  cargo run --release --locked -p llmos-tests --bin eval-fix > $(ROOT)/target/eval-record.log; \
+	  status=$$?; tail -n 12 $(ROOT)/target/eval-record.log; exit $$status
 	env -u LLMOS_LLM_PROVIDER LLMOS_EVAL_STRICT=1 LLMOS_EVAL_CASSETTE=$(ROOT)/target/eval-cassette.jsonl \
-	  cargo run --release --locked -p llmos-tests --bin eval-fix | tail -n 12
+	  cargo run --release --locked -p llmos-tests --bin eval-fix > $(ROOT)/target/eval-replay.log; \
+	  status=$$?; tail -n 12 $(ROOT)/target/eval-replay.log; exit $$status
 	@echo; echo "\$$ cargo build -p llmos --lib --no-default-features   # the smallest embedding"
 	cargo build --release --locked -p llmos --lib --no-default-features
 	@echo; echo "\$$ cargo run --example embed   # llmos embedded in another Rust program"

@@ -244,10 +244,13 @@ fn main() -> ExitCode {
                 }
             }
             n += 1;
+            let case_start = Instant::now();
+            let mut case_tokens = (0, 0);
             let verdict = match block_on(sup.run(&req, &|_| {})) {
                 Ok(s) => {
                     tokens_in += s.trace.tokens.input_tokens;
                     tokens_out += s.trace.tokens.output_tokens;
+                    case_tokens = (s.trace.tokens.input_tokens, s.trace.tokens.output_tokens);
                     match (&s.trace.result, s.outcome.stdout == expect) {
                         (TraceResult::Fixed { attempts }, true) => {
                             fixed_at[*attempts as usize] += 1;
@@ -272,7 +275,13 @@ fn main() -> ExitCode {
                     format!("host error: {e}")
                 }
             };
-            println!("  {category:<7} {language:<10} {:<44} {verdict}", case.rel);
+            println!(
+                "  {category:<7} {language:<10} {:<44} {verdict} ({} in / {} out tokens, {:.2} s)",
+                case.rel,
+                case_tokens.0,
+                case_tokens.1,
+                case_start.elapsed().as_secs_f64()
+            );
         }
         if n == 0 {
             continue;
