@@ -304,3 +304,46 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Helpers shared by the benchmarks (`make bench`).
+pub mod bench {
+    use std::time::Instant;
+
+    /// `full` iterations, or a fifth (at least 3) with `LLMOS_BENCH_QUICK`.
+    pub fn iterations(full: usize) -> usize {
+        if std::env::var_os("LLMOS_BENCH_QUICK").is_some() {
+            (full / 5).max(3)
+        } else {
+            full
+        }
+    }
+
+    /// The median of `v` (NaN when empty).
+    pub fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+
+    /// The median wall time of `n` calls of `f`, in milliseconds, after one
+    /// warm-up call.
+    pub fn time_ms(n: usize, mut f: impl FnMut()) -> f64 {
+        f();
+        median(
+            (0..n)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    }
+}

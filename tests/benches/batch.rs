@@ -11,23 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use llmos_tests::bench::median;
 use llmos_tests::{RedisServer, llmos_command, scratch_data_dir};
 
 fn quick() -> bool {
     std::env::var_os("LLMOS_BENCH_QUICK").is_some()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn corpus(dir: &Path, n: usize, ext: &str, program: impl Fn(usize) -> String) -> Vec<String> {

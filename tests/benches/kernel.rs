@@ -21,45 +21,12 @@ use std::time::Instant;
 
 use llmos::engine::{Prepared, run_prepared};
 use llmos::{Limits, RunRequest, Runtime, Status};
+use llmos_tests::bench::{iterations, median, time_ms};
 use llmos_tests::{llmos_bin, test_config};
 
 const JS_FIB: &str = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(N)";
 const LUA_FIB: &str = "local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end\nreturn fib(N)";
 const PY_FIB: &str = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(N)";
-
-fn iterations(full: usize) -> usize {
-    if std::env::var_os("LLMOS_BENCH_QUICK").is_some() {
-        (full / 5).max(3)
-    } else {
-        full
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn time_ms(n: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    median(
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
-}
 
 /// Median wall time of running `source` in a fresh sandbox: Store and WASI
 /// context creation, instantiation, the run, and tearing the instance down.

@@ -18,41 +18,8 @@ use std::time::Instant;
 
 use llmos::session::Journal;
 use llmos::{Cell, Limits, RunRequest, Runtime, Session, Status, Tier};
+use llmos_tests::bench::{iterations, median, time_ms};
 use llmos_tests::{llmos_command, test_config};
-
-fn iterations(full: usize) -> usize {
-    if std::env::var_os("LLMOS_BENCH_QUICK").is_some() {
-        (full / 5).max(3)
-    } else {
-        full
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn time_ms(n: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    median(
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
-}
 
 struct Bench {
     rt: tokio::runtime::Runtime,

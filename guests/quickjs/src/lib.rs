@@ -230,9 +230,31 @@ fn located(result: Result<Option<String>, GuestError>) -> Result<Option<String>,
     }
 }
 
+/// Where a run's interpreter comes from and goes to.
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    /// A run: the pre-initialised interpreter, freed lazily afterwards.
+    Fresh,
+    /// A session cell: the session's interpreter (the pre-initialised one
+    /// for the first cell), kept for the next cell, so global bindings
+    /// persist (`let` and `const` of a script live in the global lexical
+    /// scope, as in a browser console).
+    Session,
+}
+
 fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
-    // Free the previous run's runtime (see the end of this function).
-    drop(PREVIOUS.with(|p| p.borrow_mut().take()));
+    evaluate(source, filename, Scope::Fresh)
+}
+
+fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
+    evaluate(source, filename, Scope::Session)
+}
+
+fn evaluate(source: &str, filename: &str, scope: Scope) -> Result<Option<String>, GuestError> {
+    if scope == Scope::Fresh {
+        // Free the previous run's runtime (see the end of this function).
+        drop(PREVIOUS.with(|p| p.borrow_mut().take()));
+    }
     EXIT_CODE.with(|c| c.set(None));
     CLOCK_BASE.with(|c| c.set(None));
     seed_random();
@@ -250,59 +272,11 @@ fn run(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
         filename
     };
 
-    let warm = WARM.with(|w| w.borrow_mut().take());
-    let (rt, context, helpers) = match warm {
-        Some(w) => (w.rt, w.context, Some(w.helpers)),
-        None => {
-            let rt = Runtime::new()
-                .map_err(|e| internal_error(format!("cannot create QuickJS runtime: {e}")))?;
-            let context = Context::full(&rt)
-                .map_err(|e| internal_error(format!("cannot create QuickJS context: {e}")))?;
-            (rt, context, None)
-        }
-    };
-    install_stop(&rt);
-    let result = located(context.with(|ctx| {
-        let helpers = helpers.and_then(|h| h.restore(&ctx));
-        let mut run = Run {
-            ctx: ctx.clone(),
-            filename,
-            source,
-            helpers,
-            ballast: &mut ballast,
-        };
-        run.run(source)
-    }));
-    // Tearing a runtime down costs ~20% of a trivial run (more with a big
-    // heap) and the host discards the instance after one run, so the runtime
-    // is freed lazily, at the start of the next run on this instance if any.
-    PREVIOUS.with(|p| *p.borrow_mut() = Some((context, rt)));
-    result
-}
-
-/// One cell of the session: the same evaluation as [`run`], in a runtime
-/// and context kept between cells, so global bindings persist (`let` and
-/// `const` of a script live in the global lexical scope, as in a browser
-/// console).
-fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> {
-    EXIT_CODE.with(|c| c.set(None));
-    CLOCK_BASE.with(|c| c.set(None));
-    seed_random();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-
-    let mut ballast: Vec<u8> = Vec::new();
-    let _ = ballast.try_reserve_exact(BALLAST_BYTES);
-    let mut ballast = Some(ballast);
-    let filename = if filename.is_empty() {
-        DEFAULT_FILENAME
-    } else {
-        filename
-    };
-
-    let kept = SESSION
-        .with(|s| s.borrow_mut().take())
-        .or_else(|| WARM.with(|w| w.borrow_mut().take()));
+    let kept = match scope {
+        Scope::Session => SESSION.with(|s| s.borrow_mut().take()),
+        Scope::Fresh => None,
+    }
+    .or_else(|| WARM.with(|w| w.borrow_mut().take()));
     let (rt, context, helpers) = match kept {
         Some(w) => (w.rt, w.context, Some(w.helpers)),
         None => {
@@ -324,7 +298,10 @@ fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> 
             ballast: &mut ballast,
         };
         let result = located(run.run(source));
-        let saved = run.helpers.take().map(|h| SavedHelpers::save(&ctx, h));
+        let saved = match scope {
+            Scope::Session => run.helpers.take().map(|h| SavedHelpers::save(&ctx, h)),
+            Scope::Fresh => None,
+        };
         (result, saved)
     });
     match saved {
@@ -335,7 +312,11 @@ fn run_cell(source: &str, filename: &str) -> Result<Option<String>, GuestError> 
                 helpers,
             })
         }),
-        // The prelude could not be installed: nothing to keep.
+        // Tearing a runtime down costs ~20% of a trivial run (more with a
+        // big heap) and the host discards the instance after one run, so the
+        // runtime is freed lazily, at the start of the next run on this
+        // instance if any. (A session whose prelude could not be installed
+        // has nothing to keep either.)
         None => PREVIOUS.with(|p| *p.borrow_mut() = Some((context, rt))),
     }
     result
