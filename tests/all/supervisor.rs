@@ -49,6 +49,18 @@ fn supervise_with(
     block_on(sup.run(&req, &|_| {})).expect("supervised run")
 }
 
+/// The supervisor with default settings on `req`, over OpenAI's API.
+fn supervise_req(fake: &FakeLlm, req: &RunRequest) -> Supervised {
+    let provider = llm::provider(config(ProviderKind::OpenAi, fake)).expect("provider");
+    let sup = Supervisor::new(
+        runtime(),
+        Some(provider.as_ref()),
+        SupervisorConfig::default(),
+    )
+    .expect("supervisor");
+    block_on(sup.run(req, &|_| {})).expect("supervised run")
+}
+
 fn supervise(kind: ProviderKind, fake: &FakeLlm, lang: &str, source: &str) -> Supervised {
     supervise_with(kind, fake, lang, source, |_, _| {})
 }
@@ -669,14 +681,7 @@ fn a_lua_artifact_is_repaired_through_the_loop_with_lua_prompts() {
     let fake = FakeLlm::start(vec![Reply::text(fenced("lua", fixed))]);
     let mut req = RunRequest::new("lua", broken);
     req.filename = "app.lua".into();
-    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
-    let sup = Supervisor::new(
-        runtime(),
-        Some(provider.as_ref()),
-        SupervisorConfig::default(),
-    )
-    .expect("supervisor");
-    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    let s = supervise_req(&fake, &req);
     assert_eq!(s.trace.result, TraceResult::Fixed { attempts: 1 });
     assert_eq!(s.outcome.stdout, "3\n");
     let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
@@ -706,14 +711,7 @@ fn a_wrong_output_is_repaired_against_the_expected_stdout() {
     let mut req = RunRequest::new("python", broken);
     req.filename = "mean.py".into();
     req.expect_stdout = Some("2.0\n".into());
-    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
-    let sup = Supervisor::new(
-        runtime(),
-        Some(provider.as_ref()),
-        SupervisorConfig::default(),
-    )
-    .expect("supervisor");
-    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    let s = supervise_req(&fake, &req);
     let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
     assert_eq!(first.status, Status::WrongOutput);
     assert!(
@@ -744,14 +742,7 @@ fn a_failing_test_is_repaired_and_the_prompt_shows_the_test() {
         source: test.into(),
         filename: "median.test.js".into(),
     });
-    let provider = llm::provider(config(ProviderKind::OpenAi, &fake)).expect("provider");
-    let sup = Supervisor::new(
-        runtime(),
-        Some(provider.as_ref()),
-        SupervisorConfig::default(),
-    )
-    .expect("supervisor");
-    let s = block_on(sup.run(&req, &|_| {})).expect("supervised run");
+    let s = supervise_req(&fake, &req);
     let first = s.trace.attempts[0].outcome.as_ref().expect("outcome");
     assert_eq!(first.status, Status::TestFailed, "{first:?}");
     let t = first
