@@ -146,6 +146,11 @@ volumes/system/MANIFEST.sha256: $(SYSTEM_FILES)
 # ------------------------------------------------------------------------- host
 build: guests volumes/system/MANIFEST.sha256
 	cargo build --release --locked -p llmos
+	@# Precompile every component for both engines into the user's cache, so
+	@# the first `llmos run` after a build compiles nothing (a no-op when
+	@# the cache already holds them).
+	$(LLMOS) check
+	$(LLMOS) check --unmetered
 
 run: build
 	@for f in tests/fixtures/demo/*; do \
