@@ -428,3 +428,72 @@ fn replay_reproduces_a_recorded_run_at_the_same_fuel_without_touching_storage() 
     let bad = llmos(&["replay", &trace, "--attempt", "7"], &d);
     assert_eq!(bad.code, Some(2));
 }
+
+#[test]
+fn a_batch_starts_every_job_from_a_snapshot() {
+    let d = scratch("batch-from");
+    new_session(&d, "setup", "python", &[]);
+    let c = cell(
+        &d,
+        "setup",
+        "setup.py",
+        "import json\nrows = json.loads('[1, 2, 3, 4]')\ndef mean(v):\n    return sum(v) / len(v)\n",
+        &[],
+    );
+    assert_eq!(c["status"], "ok");
+    let snap = d.join("setup.snapshot").display().to_string();
+    assert_eq!(
+        llmos(&["snapshot", "create", "setup", "-o", &snap], &d).code,
+        Some(0)
+    );
+    let jobs = d.join("jobs");
+    std::fs::create_dir_all(&jobs).expect("jobs dir");
+    for i in 1..=4 {
+        std::fs::write(
+            jobs.join(format!("j{i}.py")),
+            format!("print(mean(rows) * {i})\n"),
+        )
+        .expect("job");
+    }
+    let (j, out) = (
+        jobs.display().to_string(),
+        d.join("r.jsonl").display().to_string(),
+    );
+    let m = llmos(
+        &["batch", &j, "--from", &snap, "--out", &out, "--jobs", "2"],
+        &d,
+    );
+    assert_eq!(m.code, Some(0));
+    let text = std::fs::read_to_string(d.join("r.jsonl")).expect("results");
+    let mut got: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("line");
+            (
+                v["id"]
+                    .as_str()
+                    .expect("id")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                v["stdout"].as_str().expect("stdout").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("j1.py".to_string(), "2.5\n".to_string()),
+            ("j2.py".into(), "5.0\n".into()),
+            ("j3.py".into(), "7.5\n".into()),
+            ("j4.py".into(), "10.0\n".into()),
+        ]
+    );
+    // A snapshot that cannot be read stops the batch before any job.
+    let bad = d.join("none.snapshot").display().to_string();
+    let out2 = d.join("r2.jsonl").display().to_string();
+    let m = llmos(&["batch", &j, "--from", &bad, "--out", &out2], &d);
+    assert_eq!(m.code, Some(2));
+}

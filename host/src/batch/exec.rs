@@ -155,10 +155,11 @@ pub async fn execute(
                 Err(e) => (Err(e), None),
             }
         }
-        None => (llmos.runtime().run(&req).await, None),
+        None => (run_job(llmos, &artifact, &opts, &req, job).await, None),
     };
     #[cfg(not(feature = "supervisor"))]
-    let (outcome, supervisor): (_, Option<Value>) = (llmos.runtime().run(&req).await, None);
+    let (outcome, supervisor): (_, Option<Value>) =
+        (run_job(llmos, &artifact, &opts, &req, job).await, None);
 
     let mut outcome = match outcome {
         Ok(o) => o,
@@ -189,6 +190,30 @@ pub async fn execute(
         serde_json::json!({ "resolve_ms": resolved, "total_ms": ms(start) }),
     );
     r
+}
+
+/// One run of a job: in a fresh sandbox, or from its snapshot.
+async fn run_job(
+    llmos: &Llmos,
+    artifact: &crate::Artifact,
+    opts: &RunOptions,
+    req: &crate::RunRequest,
+    job: &Job,
+) -> Result<crate::Outcome, crate::HostError> {
+    let Some(from) = &job.from else {
+        return llmos.runtime().run(req).await;
+    };
+    if req.test.is_some() {
+        return Err(crate::HostError::Usage(
+            "a job that starts from a snapshot cannot have a test program".into(),
+        ));
+    }
+    let snapshot = crate::session::Journal::read(from)?;
+    let mut opts = opts.clone();
+    opts.limits.fuel = req.limits.fuel.map(Some);
+    let mut outcome = llmos.run_from(snapshot, artifact, &opts).await?;
+    crate::engine::check_stdout(&mut outcome, req.expect_stdout.as_deref());
+    Ok(outcome)
 }
 
 fn merge_id(mut v: Value, id: &str) -> Value {

@@ -64,6 +64,10 @@ pub struct Job {
     /// The test program as a file (relative to the manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_path: Option<PathBuf>,
+    /// A snapshot (`llmos snapshot create`) the job starts from: it runs as
+    /// the snapshot's next cell (relative to the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
 }
 
 /// A job's limits in their textual or numeric forms: fuel a number or
@@ -136,6 +140,7 @@ impl Job {
             expect_stdout: None,
             test: None,
             test_path: None,
+            from: None,
         }
     }
 
@@ -155,6 +160,7 @@ impl Job {
             expect_stdout: None,
             test: None,
             test_path: None,
+            from: None,
         }
     }
 
@@ -349,6 +355,11 @@ impl Inputs {
                         && p.is_relative()
                     {
                         job.test_path = Some(base.join(p));
+                    }
+                    if let Some(p) = &job.from
+                        && p.is_relative()
+                    {
+                        job.from = Some(base.join(p));
                     }
                     self.push(job, path, Some(n), seen);
                 }

@@ -133,6 +133,8 @@ pub struct BatchOptions {
     pub limits: JobLimits,
     /// Fuel across the whole batch.
     pub budget: Option<Arc<dyn FuelBudget>>,
+    /// A snapshot for jobs that name none: each starts from it.
+    pub from: Option<std::path::PathBuf>,
 }
 
 /// A running batch: results as they finish, and a way to stop it.
@@ -205,6 +207,9 @@ async fn run_one(
         return JobResult::without_run(&job.id, NOT_RUN, CANCELLED, "");
     }
     fill(&mut job.limits, &opts.limits);
+    if job.from.is_none() {
+        job.from.clone_from(&opts.from);
+    }
     let Some(budget) = &opts.budget else {
         return executor.execute(slot, job.clone(), None).await;
     };

@@ -212,6 +212,9 @@ pub async fn submit(
         let mut pipe = redis::pipe();
         for job in chunk.iter_mut() {
             fill(&mut job.limits, &opts.limits);
+            if job.from.is_none() {
+                job.from.clone_from(&opts.from);
+            }
             let text = serde_json::to_string(job).map_err(|err| HostError::System {
                 what: "cannot serialise a job",
                 source: std::io::Error::other(err),

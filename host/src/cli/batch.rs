@@ -44,6 +44,10 @@ pub struct BatchArgs {
     /// Results file (JSONL, one line per job); default: standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Start every job (that names no snapshot of its own) from this
+    /// snapshot (`llmos snapshot create`): each runs as its next cell.
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "fix")]
+    pub from: Option<PathBuf>,
     /// Continue the batch in `--out`: skip ids that already have a result.
     #[arg(long, requires = "out")]
     pub resume: bool,
@@ -201,9 +205,18 @@ async fn run_async(
         errln!("llmos: resuming: {skipped} of {total} jobs already have results");
     }
 
+    let from = match &args.from {
+        Some(p) => {
+            // Checked once here, before any job runs; workers read it by path.
+            llmos::Journal::read(p)?;
+            Some(std::path::absolute(p).map_err(|e| HostError::io(p, e))?)
+        }
+        None => None,
+    };
     let options = BatchOptions {
         limits,
         budget: None,
+        from,
     };
     let (mut running, pool) = match &args.redis {
         Some(url) => {
