@@ -232,15 +232,14 @@ fn system(opts: &BootOptions) -> Result<(Config, RuntimeConfig), HostError> {
         "LLMOS_CACHE_DIR",
         "volumes.cache",
     ))?;
-    for dir in [rc.data_dir.join("outputs")] {
-        std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
-            path: dir.clone(),
-            source: std::io::Error::new(
-                e.kind(),
-                format!("{e}; the data directory must be writable (set LLMOS_DATA_DIR or data_dir in llmos.toml)"),
-            ),
-        })?;
-    }
+    let outputs = rc.data_dir.join("outputs");
+    std::fs::create_dir_all(&outputs).map_err(|e| HostError::Io {
+        path: outputs.clone(),
+        source: std::io::Error::new(
+            e.kind(),
+            format!("{e}; the data directory must be writable (set LLMOS_DATA_DIR or data_dir in llmos.toml)"),
+        ),
+    })?;
     Ok((config, rc))
 }
 

@@ -280,10 +280,7 @@ impl Runtime {
 
     /// A runtime that reports progress events (e.g. "compiling the Python
     /// component") to `sink`.
-    pub fn with_events(
-        config: RuntimeConfig,
-        sink: Option<Box<dyn Fn(&RuntimeEvent) + Send + Sync>>,
-    ) -> Result<Self, HostError> {
+    pub fn with_events(config: RuntimeConfig, sink: Option<EventSink>) -> Result<Self, HostError> {
         let languages = Languages::load(&config.system_volume.join("languages"))?;
         let inner = RuntimeInner {
             cache: ComponentCache::new(&config.cache_dir),

@@ -22,7 +22,7 @@ fn warm() {
         for f in ["hostile/surrogate_value.js", "hostile/surrogate_value.py"] {
             let p = fixture_path(f);
             measure_llmos(
-                &["run", p.to_str().unwrap(), "--json"],
+                &["run", p.to_str().expect("utf-8 path"), "--json"],
                 &scratch_data_dir("fidelity-warm"),
             );
         }
@@ -36,7 +36,7 @@ fn hostile(rel: &str) -> Value {
     let p = fixture_path(&format!("hostile/{rel}"));
     let name = format!("fidelity-{}", rel.replace(['/', '.'], "-"));
     let m = measure_llmos(
-        &["run", p.to_str().unwrap(), "--json"],
+        &["run", p.to_str().expect("utf-8 path"), "--json"],
         &scratch_data_dir(&name),
     );
     let j = m.json();
@@ -168,7 +168,12 @@ fn js_json_stringify_keeps_honest_nesting_and_cycle_errors() {
     assert_eq!(status(&j), "ok", "{j}");
     assert_eq!(text(&j["value"]), "'19995,[{\"a\":,TypeError'", "{j}");
     // The cycle check is a pointer scan: 5 000 levels stay cheap.
-    assert!(j["fuel_consumed"].as_u64().unwrap() < 1_000_000_000, "{j}");
+    assert!(
+        j["fuel_consumed"]
+            .as_u64()
+            .is_some_and(|f| f < 1_000_000_000),
+        "{j}"
+    );
 }
 
 #[test]
