@@ -640,22 +640,25 @@ impl Llmos {
         SessionDir::new(self.data_dir.join("sessions"))
     }
 
-    /// An empty journal for a new session in `language` whose cells use
-    /// storage namespace `id`: the user's limits (sandboxed), or the strict
-    /// ones when `untrusted` (cells written by a model).
+    /// An empty journal for a new session named `name` in `language`
+    /// (default [`crate::session::DEFAULT_LANGUAGE`]), its cells in the
+    /// session's own storage namespace: the user's limits (sandboxed), or
+    /// the strict ones when `untrusted` (cells written by a model).
     pub fn new_session(
         &self,
-        language: &str,
-        id: &str,
+        language: Option<&str>,
+        name: &str,
         untrusted: bool,
     ) -> Result<Journal, HostError> {
-        let manifest = self.language(language)?;
+        crate::session::check_name(name)?;
+        let manifest = self.language(language.unwrap_or(crate::session::DEFAULT_LANGUAGE))?;
+        let id = crate::session::namespace(name);
         let tier = if untrusted {
             Tier::Untrusted
         } else {
             Tier::Sandboxed
         };
-        Ok(Journal::new(&manifest.name, id, tier))
+        Ok(Journal::new(&manifest.name, &id, tier))
     }
 
     /// A live session over `journal`, its cells replayed (and checked).

@@ -613,6 +613,14 @@ impl SessionDir {
     }
 }
 
+/// The language of a session that names none.
+pub const DEFAULT_LANGUAGE: &str = "python";
+
+/// The storage namespace of session `name`'s cells.
+pub fn namespace(name: &str) -> String {
+    format!("session:{name}")
+}
+
 /// Session names: 1–64 characters of `A-Z a-z 0-9 _ - .`, not starting
 /// with a dot.
 pub fn check_name(name: &str) -> Result<(), HostError> {

@@ -222,7 +222,6 @@ async fn new(llmos: &Llmos, args: NewArgs) -> Result<ExitCode, HostError> {
         None => format!("s{:08x}", rand::random::<u32>()),
     };
     llmos::session::check_name(&name)?;
-    let id = format!("session:{name}");
     let mut journal = match &args.from {
         Some(file) => {
             let mut j = Journal::read(file)?;
@@ -234,15 +233,11 @@ async fn new(llmos: &Llmos, args: NewArgs) -> Result<ExitCode, HostError> {
                     j.language
                 )));
             }
-            j.artifact_id = id;
+            j.artifact_id = llmos::session::namespace(&name);
             j.fuel_used = 0;
             j
         }
-        None => llmos.new_session(
-            args.lang.as_deref().unwrap_or("python"),
-            &id,
-            args.untrusted,
-        )?,
+        None => llmos.new_session(args.lang.as_deref(), &name, args.untrusted)?,
     };
     if args.untrusted {
         journal.tier = llmos::Tier::Untrusted;
@@ -273,7 +268,7 @@ async fn create(
         )));
     }
     let mut journal = journal;
-    journal.artifact_id = format!("session:{name}");
+    journal.artifact_id = llmos::session::namespace(name);
     let replayed = if journal.cells.is_empty() {
         // Nothing to replay; still check the language is ready.
         llmos
