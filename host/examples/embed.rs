@@ -95,6 +95,7 @@ async fn embed() -> Result<(), Box<dyn std::error::Error>> {
         test: None,
         limits: LimitOverrides::parse(Some("1000000000"), Some("64MiB"), Some("5s"), None)?,
         seed: Some(7),
+        ..Default::default()
     };
     let outcome = llmos.run(&js, &opts).await?;
     println!("javascript: {} => {:?}", outcome.status, outcome.value);

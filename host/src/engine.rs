@@ -92,6 +92,9 @@ pub struct RunRequest {
     /// Ask the guest for a located stop even where it costs (see
     /// `process.budget`'s `trace-lines`); set by [`Runtime::locate`].
     pub trace_lines: bool,
+    /// Publish the run's fuel and memory here while it runs (a live
+    /// display); sampled at kernel calls and every [`limits::LIVE_SAMPLE`].
+    pub live: Option<Arc<crate::state::LiveUsage>>,
 }
 
 /// A test program in the artifact's language.
@@ -119,6 +122,7 @@ impl RunRequest {
             expect_stdout: None,
             test: None,
             trace_lines: false,
+            live: None,
         }
     }
 }
@@ -612,6 +616,9 @@ pub async fn run_prepared(prepared: &Prepared, req: &RunRequest) -> Result<Outco
     let mut store = new_store(prepared, &req.artifact_id, limits, Tape::new(source))?;
     store.data_mut().process.trace_lines = req.trace_lines;
     arm(&mut store, limits)?;
+    if let Some(live) = &req.live {
+        watch_live(&mut store, limits, live.clone());
+    }
     let filename = artifact_filename(prepared, &req.filename);
     let start = Instant::now();
     // The epoch deadline stops running wasm; the tokio timeout (one tick
@@ -685,6 +692,30 @@ pub(crate) fn arm(store: &mut Store<HostState>, limits: &Limits) -> Result<(), H
     store.set_epoch_deadline(limits.epoch_ticks());
     store.epoch_deadline_trap();
     Ok(())
+}
+
+/// Sample the run into `live` at every kernel call (see
+/// [`meter_host_calls`]) and every [`limits::LIVE_SAMPLE`]: the epoch
+/// deadline is cut into samples, and the last one still ends the run with
+/// the same `Trap::Interrupt` as [`arm`]'s single deadline.
+fn watch_live(store: &mut Store<HostState>, limits: &Limits, live: Arc<crate::state::LiveUsage>) {
+    live.start(limits.fuel);
+    store.data_mut().live = Some(live.clone());
+    let step = (limits::LIVE_SAMPLE.as_millis() / limits::EPOCH_TICK.as_millis()).max(1) as u64;
+    let mut left = limits.epoch_ticks();
+    let first = step.min(left);
+    left -= first;
+    store.set_epoch_deadline(first);
+    store.epoch_deadline_callback(move |ctx| {
+        let memory = ctx.data().limiter.current();
+        live.sample(ctx.get_fuel().ok(), memory);
+        if left == 0 {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        let next = step.min(left);
+        left -= next;
+        Ok(wasmtime::UpdateDeadline::Continue(next))
+    });
 }
 
 /// The file name an artifact's stack traces show: `filename`, or the
@@ -839,6 +870,9 @@ fn meter_host_calls(
     match hook {
         wasmtime::CallHook::CallingHost => {
             let fuel = ctx.get_fuel().ok();
+            if let Some(live) = &ctx.data().live {
+                live.sample(fuel, ctx.data().limiter.current());
+            }
             ctx.data_mut().meter.calling_host(fuel);
         }
         wasmtime::CallHook::ReturningFromHost => {

@@ -273,6 +273,9 @@ pub struct RunOptions {
     /// A test program run after it in the same interpreter state (else
     /// `test_failed`).
     pub test: Option<crate::engine::TestProgram>,
+    /// Publish the run's fuel and memory here while it runs (a live
+    /// display, e.g. the dashboard's active runs).
+    pub live: Option<std::sync::Arc<crate::LiveUsage>>,
 }
 
 impl Llmos {
@@ -572,6 +575,7 @@ impl Llmos {
             expect_stdout: opts.expect_stdout.clone(),
             test: opts.test.clone(),
             trace_lines: false,
+            live: opts.live.clone(),
             component: artifact
                 .is_component()
                 .then(|| artifact.path.clone())
@@ -868,6 +872,7 @@ impl Llmos {
             expect_stdout: None,
             test: None,
             trace_lines: false,
+            live: None,
         };
         self.runtime.run(&req).await
     }

@@ -83,6 +83,7 @@
 //! - [`supervisor`]: error reports and the LLM repair loop.
 //! - [`apiref`]: the kernel API reference of a language, from its stdlib's doc comments.
 //! - [`conformance`]: the suite every guest language must pass.
+//! - [`serve`]: `llmos serve` (HTTP API, events, dashboard) and `llmos mcp`.
 
 #![warn(missing_docs)]
 
@@ -109,6 +110,8 @@ pub mod outputs;
 pub mod paths;
 pub mod preinit;
 pub mod session;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod state;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
@@ -127,3 +130,4 @@ pub use facade::{
 pub use limits::{Limits, Quotas};
 pub use outcome::{Outcome, Status};
 pub use session::{Cell, CellOutcome, Journal, Session};
+pub use state::LiveUsage;

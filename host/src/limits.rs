@@ -182,6 +182,9 @@ impl Default for Quotas {
 
 /// How often the engine's epoch advances: the resolution of the wall-clock limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How often a run watched live ([`crate::LiveUsage`]) samples its fuel and
+/// memory, in wall time (a multiple of [`EPOCH_TICK`]).
+pub const LIVE_SAMPLE: Duration = Duration::from_millis(100);
 /// A metered guest yields to the async executor after this much fuel, so many
 /// runs can share a thread fairly.
 pub const FUEL_YIELD_INTERVAL: u64 = 50_000_000;
@@ -323,6 +326,10 @@ impl MemoryLimiter {
     /// The most linear memory held at once.
     pub fn peak(&self) -> u64 {
         self.peak
+    }
+    /// The linear memory held now.
+    pub fn current(&self) -> u64 {
+        self.current
     }
     /// Whether a growth was ever refused.
     pub fn denied(&self) -> bool {

@@ -9,6 +9,7 @@ use crate::capture::OutputLimitExceeded;
 use crate::outputs::Output;
 
 /// How a run ended: `ok`, or exactly one kind of failure.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -61,6 +62,7 @@ impl std::fmt::Display for Status {
 }
 
 /// What kind of guest error.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -76,6 +78,7 @@ pub enum ErrorKind {
 }
 
 /// One frame of the artifact's stack (1-based positions in its own source).
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
     /// Function name (`<module>`, `<anonymous>`...).
@@ -89,6 +92,7 @@ pub struct Frame {
 }
 
 /// The guest's own error, in the guest language's terms.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestError {
     /// Syntax, runtime or exit.
@@ -112,6 +116,7 @@ pub struct GuestError {
 }
 
 /// One top-level variable of the artifact at the time of an error.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
     /// The variable's name.
@@ -261,6 +266,7 @@ pub fn classify(err: &wasmtime::Error, memory_denied: bool) -> Abort {
 }
 
 /// A trap or limit reported by Wasmtime.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrapInfo {
     /// The trap's cause, e.g. `all fuel consumed by WebAssembly`.
@@ -270,6 +276,7 @@ pub struct TrapInfo {
 }
 
 /// Severity of a log record.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
@@ -284,6 +291,7 @@ pub enum LogLevel {
 }
 
 /// One record of the kernel log API.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// Severity.
@@ -296,6 +304,7 @@ pub struct LogRecord {
 }
 
 /// Everything a run produced. Serialised as-is for `llmos run --json`.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// How the run ended.
@@ -335,6 +344,7 @@ pub struct Outcome {
     /// The nondeterministic inputs the run was given (seed, clock
     /// readings, storage replies): what `llmos replay` serves back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serve", schema(value_type = Option<Object>))]
     pub inputs: Option<crate::inputs::RunInputs>,
     /// A replayed run asked for inputs its record does not hold, or in
     /// another order: why. The outcome is then not a faithful replay.
@@ -346,6 +356,7 @@ pub struct Outcome {
     pub diff: Option<String>,
     /// When a test program ran after the artifact (`--test`): its outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serve", schema(value_type = Option<Object>))]
     pub test: Option<Box<Outcome>>,
 }
 

@@ -29,6 +29,7 @@ pub const MIME_SCENE: &str = "application/vnd.llmos.scene+json";
 pub const MIME_TEXT: &str = "text/plain";
 
 /// What produced an output.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputKind {
@@ -58,6 +59,7 @@ impl OutputKind {
 }
 
 /// One representation of an output.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputItem {
     /// Its MIME type.
@@ -69,10 +71,12 @@ pub struct OutputItem {
     pub data: Vec<u8>,
     /// Where [`write_files`] wrote it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[cfg_attr(feature = "serve", schema(value_type = Option<String>))]
     pub file: Option<PathBuf>,
 }
 
 /// One output of a run: the same content in one or more MIME types.
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {
     /// Position in the run's outputs (what the kernel call returned).

@@ -4,6 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::capture::CapturePipe;
 use crate::inputs::{MonotonicView, Tape, WallClock};
@@ -44,6 +45,8 @@ pub struct HostState {
     pub outputs: Outputs,
     /// The run's nondeterministic inputs: supplied and recorded here.
     pub tape: Tape,
+    /// Where a live display reads the run's usage (see [`LiveUsage`]).
+    pub live: Option<Arc<LiveUsage>>,
     /// The run's storage namespace (the artifact id).
     artifact: String,
     storage_service: Arc<StorageService>,
@@ -100,6 +103,7 @@ impl HostState {
             quantum: QuantumCtx::new(seed, quotas.quantum.clone()),
             outputs: Outputs::new(quotas.max_outputs, quotas.max_outputs_bytes),
             tape,
+            live: None,
             artifact: artifact.to_string(),
             storage_service: storage,
         }
@@ -140,6 +144,50 @@ impl HostState {
             tape: &self.tape,
             table: &mut self.table,
         }
+    }
+}
+
+/// A run's usage so far, readable from any thread while it runs: what a
+/// live display (the dashboard's active runs) shows. The engine samples it
+/// at every kernel call and every [`crate::limits::LIVE_SAMPLE`] of wall
+/// time (see [`crate::engine::RunRequest::live`]); the outcome remains the
+/// exact account.
+#[derive(Debug, Default)]
+pub struct LiveUsage {
+    fuel_limit: AtomicU64,
+    fuel_used: AtomicU64,
+    memory_bytes: AtomicU64,
+    metered: AtomicBool,
+}
+
+impl LiveUsage {
+    /// Fuel used so far (`None` for an un-metered run).
+    pub fn fuel_used(&self) -> Option<u64> {
+        self.metered
+            .load(Ordering::Relaxed)
+            .then(|| self.fuel_used.load(Ordering::Relaxed))
+    }
+    /// Linear memory held at the last sample.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+    /// A run with `fuel_limit` (`None`: un-metered) starts.
+    pub(crate) fn start(&self, fuel_limit: Option<u64>) {
+        self.metered.store(fuel_limit.is_some(), Ordering::Relaxed);
+        self.fuel_limit
+            .store(fuel_limit.unwrap_or(0), Ordering::Relaxed);
+        self.fuel_used.store(0, Ordering::Relaxed);
+    }
+    /// Record a sample: `fuel_left` in the store, `memory` bytes held.
+    pub(crate) fn sample(&self, fuel_left: Option<u64>, memory: u64) {
+        if let Some(left) = fuel_left
+            && self.metered.load(Ordering::Relaxed)
+        {
+            let limit = self.fuel_limit.load(Ordering::Relaxed);
+            self.fuel_used
+                .store(limit.saturating_sub(left), Ordering::Relaxed);
+        }
+        self.memory_bytes.store(memory, Ordering::Relaxed);
     }
 }
 

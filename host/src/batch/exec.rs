@@ -114,6 +114,7 @@ pub async fn execute(
             Ok(t) => t,
             Err(e) => return invalid(INVALID, e),
         },
+        live: None,
     };
     let mut req = match llmos.request(&artifact, &opts) {
         Ok(r) => r,

@@ -33,6 +33,7 @@ mod batch;
 mod boot;
 mod fix;
 mod run;
+mod serve;
 mod session;
 mod terminal;
 
@@ -100,6 +101,12 @@ pub enum Command {
         #[command(subcommand)]
         command: session::SnapshotCommand,
     },
+    /// Serve the kernel over HTTP: the API under /v1, live events, MCP at
+    /// /mcp, and the dashboard at / (open the printed URL).
+    Serve(Box<serve::ServeArgs>),
+    /// Serve the kernel's tools over MCP on stdin/stdout (for assistants
+    /// and agent frameworks that start their tools).
+    Mcp,
     /// Boot the kernel and show each stage (config, volumes, runtime, stdlib).
     Boot {
         /// One JSON event per line on stdout.
@@ -189,6 +196,8 @@ pub fn main() -> ExitCode {
         Command::Session { command } => session::session(command, cli.verbose, cli.config),
         Command::Snapshot { command } => session::snapshot(command, cli.verbose, cli.config),
         Command::Boot { json } => boot::show(json, cli.config),
+        Command::Serve(args) => serve::serve(*args, cli.config),
+        Command::Mcp => serve::mcp(cli.config),
         Command::Conformance { language, json } => {
             conformance(&language, json, cli.config, cli.verbose)
         }

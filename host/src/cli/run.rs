@@ -107,6 +107,7 @@ impl RunArgs {
                 }),
                 None => None,
             },
+            live: None,
         })
     }
 }
