@@ -347,3 +347,105 @@ pub mod bench {
         )
     }
 }
+
+/// A `llmos serve` process on 127.0.0.1 (a free port) with the test
+/// configuration, ready (booted) when [`LlmosServer::start`] returns;
+/// SIGTERM and wait when dropped.
+pub struct LlmosServer {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data directory.
+    pub data: PathBuf,
+}
+
+impl LlmosServer {
+    /// Start `llmos serve --bind 127.0.0.1:0 EXTRA...` with `env` set, and
+    /// wait until the kernel has booted.
+    pub fn start(name: &str, extra: &[&str], env: &[(&str, String)]) -> LlmosServer {
+        use std::io::BufRead;
+        // Compile every language into the test cache once, before servers
+        // boot in parallel (each would otherwise compile them itself).
+        static WARM: std::sync::Once = std::sync::Once::new();
+        WARM.call_once(|| {
+            let _ = llmos_command(&["check"], &scratch_data_dir("serve-warm-cache")).output();
+        });
+        let data = scratch_data_dir(name);
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut cmd = llmos_command(&args, &data);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("llmos serve: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading llmos serve's address: {e}"));
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| panic!("llmos serve printed no address: {line:?}"));
+        let server = LlmosServer {
+            child: Some(child),
+            url,
+            data,
+        };
+        server.wait_ready(extra.iter().any(|a| *a == "--token-file"));
+        server
+    }
+
+    fn wait_ready(&self, token: bool) {
+        let start = std::time::Instant::now();
+        loop {
+            // /v1/boot needs the token when one is set: readiness is then
+            // judged by the public dashboard answering and a 401.
+            if let Ok(r) = reqwest::blocking::get(format!("{}/v1/boot", self.url)) {
+                if token && r.status() == 401 {
+                    std::thread::sleep(std::time::Duration::from_millis(2000));
+                    return;
+                }
+                if let Ok(v) = r.json::<serde_json::Value>() {
+                    match v["state"].as_str() {
+                        Some("ready") => return,
+                        Some("failed") => panic!("llmos serve failed to boot: {v}"),
+                        _ => {}
+                    }
+                }
+            }
+            assert!(
+                start.elapsed().as_secs() < 120,
+                "llmos serve did not boot in 120 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// SIGTERM it and wait for its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().ok()
+    }
+}
+
+impl Drop for LlmosServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

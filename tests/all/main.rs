@@ -23,6 +23,7 @@ mod pool;
 mod python;
 mod quantum;
 mod sandbox;
+mod serve;
 mod session;
 mod storage;
 mod supervisor;

@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// Runs in flight per client (queued or running); more get 429.
     #[arg(long, value_name = "N")]
     pub max_runs_per_client: Option<usize>,
+    /// Event-stream subscribers at once; more get 503.
+    #[arg(long, value_name = "N")]
+    pub max_subscribers: Option<usize>,
     /// Largest request body, e.g. 4MiB.
     #[arg(long, value_name = "SIZE")]
     pub max_body: Option<String>,
@@ -47,6 +50,9 @@ pub fn serve(args: ServeArgs, config: Option<PathBuf>) -> Result<ExitCode, HostE
     if let Some(n) = args.max_runs_per_client {
         limits.max_runs_per_client = n.max(1);
     }
+    if let Some(n) = args.max_subscribers {
+        limits.max_subscribers = n;
+    }
     if let Some(s) = &args.max_body {
         limits.max_body_bytes = usize::try_from(llmos::limits::parse_size(s)?)
             .map_err(|_| HostError::InvalidLimit(format!("--max-body {s} is too large")))?;
@@ -58,8 +64,10 @@ pub fn serve(args: ServeArgs, config: Option<PathBuf>) -> Result<ExitCode, HostE
         bind: args.bind,
         token,
         limits,
+        // Every stage, checks included: the dashboard's boot screen shows them.
         boot: BootOptions {
             config,
+            checks: true,
             ..Default::default()
         },
     };

@@ -108,13 +108,15 @@ struct ApiDoc;
 
 /// The API's router (its OpenAPI document included), without state.
 pub fn router(state: AppState) -> axum::Router {
-    let (api_router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // A run's output URLs are capabilities (unguessable run ids), served
+    // without the token: an <iframe> or <img> cannot send a header.
+    let public = OpenApiRouter::new().routes(routes!(get_output));
+    let guarded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_boot))
         .routes(routes!(get_languages))
         .routes(routes!(get_api_reference))
         .routes(routes!(post_run, list_runs))
         .routes(routes!(get_run))
-        .routes(routes!(get_output))
         .routes(routes!(post_fix, list_fixes))
         .routes(routes!(get_fix))
         .routes(routes!(get_fix_trace))
@@ -126,15 +128,15 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(get_batch, cancel_batch))
         .routes(routes!(get_batch_results))
         .routes(routes!(events))
-        .split_for_parts();
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    let (api_router, mut api) = guarded.merge(public).split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").into();
     let doc = Arc::new(api);
-    let guarded = api_router.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        require_token,
-    ));
     axum::Router::new()
-        .merge(guarded)
+        .merge(api_router)
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -276,7 +278,8 @@ async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
 }
 
 /// One output of a run, as `svg`, `png`, `html` (served with its own
-/// sandboxing CSP) or `scene` (the 3D scene's JSON).
+/// sandboxing CSP) or `scene` (the 3D scene's JSON). No token is needed:
+/// the URL is a capability (run ids are 96 random bits).
 #[utoipa::path(get, path = "/v1/runs/{id}/outputs/{index}/{format}", tag = "runs",
     params(("id" = String, Path, description = "Run id"), ("index" = u32, Path, description = "Output index"),
            ("format" = String, Path, description = "svg, png, html, scene or txt")),

@@ -522,7 +522,6 @@ pub struct Service {
     results: Mutex<Option<batch::ResultLog>>,
     limits: ServeLimits,
     counter: AtomicU64,
-    prefix: String,
     tasks: TaskTracker,
     draining: std::sync::atomic::AtomicBool,
     stop: CancellationToken,
@@ -545,8 +544,6 @@ impl Service {
     /// A service that has not booted yet (see [`Service::boot`]).
     pub fn new(limits: ServeLimits) -> Arc<Service> {
         let (events, _) = broadcast::channel(4096);
-        // Ids stay unique across restarts (the results file keeps them).
-        let prefix = format!("{:x}", now_ms() % 0xfff_ffff);
         Arc::new(Service {
             llmos: OnceLock::new(),
             boot: Mutex::new(BootInfo {
@@ -569,7 +566,6 @@ impl Service {
             results: Mutex::new(None),
             limits,
             counter: AtomicU64::new(0),
-            prefix,
             tasks: TaskTracker::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             stop: CancellationToken::new(),
@@ -692,9 +688,13 @@ impl Service {
         })
     }
 
+    /// A new id: unguessable (96 random bits), because a run's output
+    /// URLs are capabilities (served without the token, see
+    /// [`super::http`]) and ids must stay unique across restarts.
     fn next_id(&self, kind: char) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("{kind}-{}-{n}", self.prefix)
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        let (a, b): (u64, u32) = (rand::random(), rand::random());
+        format!("{kind}-{a:016x}{b:08x}")
     }
 
     fn artifact(&self, language: &str, source: &str, name: Option<&str>) -> Result<crate::Artifact> {
