@@ -24,6 +24,9 @@ APT_PACKAGES        := clang-16 llvm-16 lld-16 wasi-libc curl patch redis-server
 # The Lua guest's C compiler: Lua's setjmp/longjmp needs wasm exception
 # handling, which clang-16 lacks (Debian ships clang-22 in bookworm-security).
 LUA_APT_PACKAGES    := clang-22 llvm-22
+# The dashboard's browser tests drive Debian's Chromium (playwright-core from npm).
+BROWSER_APT_PACKAGES := chromium
+DASHBOARD           := $(ROOT)/host/dashboard
 COMPONENTIZE_PY     := componentize-py==0.25.1
 SUDO                := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -34,7 +37,7 @@ PYTHON_SRCS   := $(shell find guests/python volumes/system/kernel -type f -name 
 
 SYSTEM_FILES  := $(shell find volumes/system -type f ! -name MANIFEST.sha256 ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null)
 
-.PHONY: build guests prereqs test run bench eval-fix clean fmt
+.PHONY: build guests prereqs test run bench eval-fix clean fmt dashboard
 
 # ---------------------------------------------------------------- prerequisites
 prereqs: $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(STAMPS)/venv
@@ -53,6 +56,22 @@ $(STAMPS)/apt-lua:
 	  echo "installing $(LUA_APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(LUA_APT_PACKAGES); \
 	fi
+	@touch $@
+
+$(STAMPS)/apt-browser:
+	@mkdir -p $(STAMPS)
+	@if ! dpkg -s $(BROWSER_APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing $(BROWSER_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_APT_PACKAGES); \
+	fi
+	@touch $@
+
+# The dashboard's npm packages (three.js, embedded by `llmos serve`;
+# playwright-core for the browser tests), exactly as the lock file says.
+dashboard: $(STAMPS)/npm
+$(STAMPS)/npm: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	@mkdir -p $(STAMPS)
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(STAMPS)/rustup:
@@ -144,7 +163,7 @@ volumes/system/MANIFEST.sha256: $(SYSTEM_FILES)
 	  && mv $(ROOT)/target/MANIFEST.sha256.tmp MANIFEST.sha256
 
 # ------------------------------------------------------------------------- host
-build: guests volumes/system/MANIFEST.sha256
+build: guests volumes/system/MANIFEST.sha256 dashboard
 	cargo build --release --locked -p llmos
 	@# Precompile every component for both engines into the user's cache, so
 	@# the first `llmos run` after a build compiles nothing (a no-op when
@@ -170,7 +189,7 @@ $(FIXTURE_COMPONENTS)/.built: $(shell find tests/fixtures/component -type f 2>/d
 	  cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/$$b.wasm $(FIXTURE_COMPONENTS)/$$b.wasm; done
 	touch $@
 
-test: build $(FIXTURE_COMPONENTS)/.built
+test: build $(FIXTURE_COMPONENTS)/.built $(STAMPS)/apt-browser
 	cargo test --release --locked --workspace
 	@echo; echo "\$$ eval-fix with the corpus's reference fixes, recorded into a cassette, then replayed offline"
 	rm -f $(ROOT)/target/eval-cassette.jsonl
@@ -190,6 +209,7 @@ bench: build
 	cargo bench --locked -p llmos-tests --bench kernel
 	cargo bench --locked -p llmos-tests --bench batch
 	cargo bench --locked -p llmos-tests --bench session
+	cargo bench --locked -p llmos-tests --bench serve
 
 # The repair loop on tests/fixtures/buggy with the configured LLM provider
 # (LLMOS_LLM_PROVIDER, LLMOS_LLM_URL, LLMOS_LLM_MODEL, OPENAI_API_KEY/ANTHROPIC_API_KEY).

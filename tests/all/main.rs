@@ -10,6 +10,7 @@ mod cli;
 mod component;
 mod conformance;
 mod corpus;
+mod dashboard;
 mod dom;
 mod expect;
 mod fidelity;

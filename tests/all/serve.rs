@@ -613,12 +613,13 @@ fn mcp_tools_over_stdio_and_streamable_http() {
     send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
         "name": "session_new", "arguments": {"language": "python", "name": "mcp-nb"}}}));
     assert_eq!(rpc_response(&mut out, 4)["result"]["isError"], false);
+    // Calls are concurrent: a client sends a session's cells one at a time.
+    let mut r6 = Value::Null;
     for (id, code) in [(5, "n = 20"), (6, "n + 1")] {
         send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
             "name": "session_run_cell", "arguments": {"session": "mcp-nb", "code": code}}}));
+        r6 = rpc_response(&mut out, id);
     }
-    let _ = rpc_response(&mut out, 5);
-    let r6 = rpc_response(&mut out, 6);
     assert_eq!(r6["result"]["structuredContent"]["outcome"]["value"], "21", "{r6}");
     // A bad call is a tool error the model can read, not a crash.
     send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
