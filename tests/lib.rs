@@ -397,7 +397,7 @@ impl LlmosServer {
             url,
             data,
         };
-        server.wait_ready(extra.iter().any(|a| *a == "--token-file"));
+        server.wait_ready(extra.contains(&"--token-file"));
         server
     }
 

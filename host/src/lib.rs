@@ -109,9 +109,9 @@ pub mod outcome;
 pub mod outputs;
 pub mod paths;
 pub mod preinit;
-pub mod session;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod session;
 mod state;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;

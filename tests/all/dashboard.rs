@@ -35,7 +35,14 @@ fn the_dashboard_drives_the_kernel_in_a_real_browser() {
         "the browser test failed ({:?}):\n{stdout}\n{stderr}",
         output.status
     );
-    for shot in ["boot.png", "run.png", "plot.png", "scene.png", "fix.png", "notebook.png"] {
+    for shot in [
+        "boot.png",
+        "run.png",
+        "plot.png",
+        "scene.png",
+        "fix.png",
+        "notebook.png",
+    ] {
         assert!(out.join(shot).exists(), "{shot} missing");
     }
 }

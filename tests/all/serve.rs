@@ -52,7 +52,10 @@ fn runs_answer_the_run_json_object_with_outputs_served_by_id() {
     assert_eq!(v["status"], "ok", "{v}");
     assert_eq!(v["value"], "42");
     assert_eq!(v["stdout"], "hi\n");
-    assert!(v["fuel_consumed"].as_u64().is_some_and(|f| f > 0), "untrusted runs are metered: {v}");
+    assert!(
+        v["fuel_consumed"].as_u64().is_some_and(|f| f > 0),
+        "untrusted runs are metered: {v}"
+    );
     let id = v["id"].as_str().expect("id").to_string();
     let png = v["outputs"][0]["items"]
         .as_array()
@@ -80,8 +83,14 @@ fn runs_answer_the_run_json_object_with_outputs_served_by_id() {
         .find(|i| i["mime"] == "text/html")
         .and_then(|i| i["url"].as_str())
         .unwrap_or_else(|| panic!("no HTML document: {doc}"));
-    let r = client().get(format!("{}{url}", s.url)).send().expect("html");
-    let csp = r.headers()["content-security-policy"].to_str().expect("csp").to_string();
+    let r = client()
+        .get(format!("{}{url}", s.url))
+        .send()
+        .expect("html");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
     assert!(csp.starts_with("sandbox"), "{csp}");
     assert!(csp.contains("connect-src 'none'"), "{csp}");
     assert!(r.text().expect("text").contains("Report"));
@@ -100,7 +109,10 @@ fn runs_answer_the_run_json_object_with_outputs_served_by_id() {
         if r["state"] == "finished" {
             break r;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "never finished: {r}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never finished: {r}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(run["outcome"]["value"], "4999950000", "{run}");
@@ -124,7 +136,10 @@ fn runs_answer_the_run_json_object_with_outputs_served_by_id() {
         .iter()
         .filter_map(|r| r["id"].as_str())
         .collect();
-    assert!(ids.contains(&id.as_str()) && ids.contains(&async_id.as_str()), "{ids:?}");
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&async_id.as_str()),
+        "{ids:?}"
+    );
 }
 
 #[test]
@@ -138,36 +153,70 @@ fn bad_requests_get_clear_4xx_and_nothing_crashes() {
             .body(body)
             .send()
             .expect("request");
-        (r.status().as_u16(), r.json::<Value>().unwrap_or(Value::Null))
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
     };
     let (st, v) = raw("/v1/runs", "application/json", b"{not json".to_vec());
     assert_eq!((st, error_code(&v)), (400, "bad_request"), "{v}");
-    let (st, v) = raw("/v1/runs", "application/json", br#"{"language": "python"}"#.to_vec());
+    let (st, v) = raw(
+        "/v1/runs",
+        "application/json",
+        br#"{"language": "python"}"#.to_vec(),
+    );
     assert_eq!(st, 400, "missing source: {v}");
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("source"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("source"),
+        "{v}"
+    );
     let (st, v) = raw(
         "/v1/runs",
         "application/json",
         br#"{"language": "python", "source": "1", "path": "/etc/passwd"}"#.to_vec(),
     );
     assert_eq!(st, 400, "unknown fields are refused: {v}");
-    let (st, v) = raw("/v1/runs", "text/plain", br#"{"language": "python", "source": "1"}"#.to_vec());
+    let (st, v) = raw(
+        "/v1/runs",
+        "text/plain",
+        br#"{"language": "python", "source": "1"}"#.to_vec(),
+    );
     assert_eq!((st, error_code(&v)), (415, "not_json"), "{v}");
-    let big = format!(r#"{{"language": "python", "source": "{}"}}"#, "x".repeat(100 << 10));
+    let big = format!(
+        r#"{{"language": "python", "source": "{}"}}"#,
+        "x".repeat(100 << 10)
+    );
     let (st, v) = raw("/v1/runs", "application/json", big.into_bytes());
     assert_eq!((st, error_code(&v)), (413, "body_too_large"), "{v}");
     let (st, v) = post(&s, "/v1/runs", json!({"language": "cobol", "source": "1"}));
     assert_eq!(st, 400, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("cobol"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cobol"),
+        "{v}"
+    );
     let (st, v) = post(
         &s,
         "/v1/runs",
         json!({"language": "python", "source": "1", "limits": {"memory": "lots"}}),
     );
     assert_eq!(st, 400, "{v}");
-    let (st, v) = post(&s, "/v1/runs", json!({"language": "python", "source": "1", "name": "../x.py"}));
+    let (st, v) = post(
+        &s,
+        "/v1/runs",
+        json!({"language": "python", "source": "1", "name": "../x.py"}),
+    );
     assert_eq!(st, 400, "{v}");
-    let (st, v) = post(&s, "/v1/runs", json!({"language": "python", "source": "1", "from": "../../etc"}));
+    let (st, v) = post(
+        &s,
+        "/v1/runs",
+        json!({"language": "python", "source": "1", "from": "../../etc"}),
+    );
     assert_eq!(st, 400, "{v}");
     for path in [
         "/v1/runs/nope",
@@ -192,7 +241,11 @@ fn bad_requests_get_clear_4xx_and_nothing_crashes() {
     let (st, _) = post(&s, "/v1/sessions", json!({"name": "../escape"}));
     assert_eq!(st, 400);
     // Still serving.
-    let (st, v) = post(&s, "/v1/runs", json!({"language": "python", "source": "1 + 1"}));
+    let (st, v) = post(
+        &s,
+        "/v1/runs",
+        json!({"language": "python", "source": "1 + 1"}),
+    );
     assert_eq!((st, v["value"].as_str()), (200, Some("2")), "{v}");
 }
 
@@ -211,7 +264,13 @@ fn a_token_guards_the_api_and_mcp_and_is_required_off_loopback() {
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").expect("write");
     let out = llmos_tests::llmos_command(
-        &["serve", "--bind", "127.0.0.1:0", "--token-file", &short.to_string_lossy()],
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--token-file",
+            &short.to_string_lossy(),
+        ],
         &data,
     )
     .output()
@@ -221,7 +280,11 @@ fn a_token_guards_the_api_and_mcp_and_is_required_off_loopback() {
     let token = "s3cret-token-for-the-test-0123456789";
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{token}\n")).expect("write");
-    let s = LlmosServer::start("serve-token", &["--token-file", &file.to_string_lossy()], &[]);
+    let s = LlmosServer::start(
+        "serve-token",
+        &["--token-file", &file.to_string_lossy()],
+        &[],
+    );
     let c = client();
     let r = c.get(format!("{}/v1/runs", s.url)).send().expect("get");
     assert_eq!(r.status(), 401);
@@ -267,9 +330,15 @@ fn a_token_guards_the_api_and_mcp_and_is_required_off_loopback() {
         .expect("json");
     let id = v["id"].as_str().expect("id");
     assert!(id.len() >= 24, "ids are unguessable: {id}");
-    let r = c.get(format!("{}/v1/runs/{id}/outputs/0/svg", s.url)).send().expect("svg");
+    let r = c
+        .get(format!("{}/v1/runs/{id}/outputs/0/svg", s.url))
+        .send()
+        .expect("svg");
     assert_eq!(r.status(), 200);
-    let r = c.get(format!("{}/v1/runs/{id}", s.url)).send().expect("run");
+    let r = c
+        .get(format!("{}/v1/runs/{id}", s.url))
+        .send()
+        .expect("run");
     assert_eq!(r.status(), 401);
     // The dashboard itself is public (it asks for the token).
     let r = c.get(format!("{}/", s.url)).send().expect("dashboard");
@@ -310,12 +379,26 @@ fn read_events(
 fn events_stream_a_run_with_live_fuel_and_memory() {
     let s = LlmosServer::start("serve-events", &["--max-subscribers", "2"], &[]);
     let c = client();
-    let sub = c.get(format!("{}/v1/events", s.url)).send().expect("events");
+    let sub = c
+        .get(format!("{}/v1/events", s.url))
+        .send()
+        .expect("events");
     assert_eq!(sub.status(), 200);
-    assert!(sub.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"));
-    let second = c.get(format!("{}/v1/events", s.url)).send().expect("events");
+    assert!(
+        sub.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let second = c
+        .get(format!("{}/v1/events", s.url))
+        .send()
+        .expect("events");
     assert_eq!(second.status(), 200);
-    let third = c.get(format!("{}/v1/events", s.url)).send().expect("events");
+    let third = c
+        .get(format!("{}/v1/events", s.url))
+        .send()
+        .expect("events");
     assert_eq!(third.status(), 503, "subscribers are bounded");
     drop(second);
     let (st, v) = post(
@@ -337,10 +420,20 @@ fn events_stream_a_run_with_live_fuel_and_memory() {
         .map(|(_, v)| v)
         .collect();
     assert!(!progress.is_empty(), "no live progress: {kinds:?}");
-    let fuel: Vec<u64> = progress.iter().filter_map(|p| p["fuel_consumed"].as_u64()).collect();
-    assert!(fuel.windows(2).all(|w| w[0] <= w[1]), "fuel only grows: {fuel:?}");
+    let fuel: Vec<u64> = progress
+        .iter()
+        .filter_map(|p| p["fuel_consumed"].as_u64())
+        .collect();
+    assert!(
+        fuel.windows(2).all(|w| w[0] <= w[1]),
+        "fuel only grows: {fuel:?}"
+    );
     assert!(fuel.iter().any(|f| *f > 0), "{fuel:?}");
-    assert!(progress.iter().any(|p| p["memory_bytes"].as_u64().is_some_and(|m| m > 1 << 20)));
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["memory_bytes"].as_u64().is_some_and(|m| m > 1 << 20))
+    );
     let (_, finished) = events.last().expect("finished");
     assert_eq!(finished["status"], "ok", "{finished}");
     assert!(finished["fuel_consumed"].as_u64() >= fuel.last().copied());
@@ -357,7 +450,10 @@ fn a_fix_over_http_streams_its_steps_and_keeps_its_trace() {
     ];
     let s = LlmosServer::start("serve-fix", &[], &env);
     let c = client();
-    let sub = c.get(format!("{}/v1/events", s.url)).send().expect("events");
+    let sub = c
+        .get(format!("{}/v1/events", s.url))
+        .send()
+        .expect("events");
     let (st, v) = post(
         &s,
         "/v1/fixes",
@@ -371,21 +467,35 @@ fn a_fix_over_http_streams_its_steps_and_keeps_its_trace() {
         .filter(|(k, v)| k == "fix.step" && v["id"] == id.as_str())
         .filter_map(|(_, v)| v["step"].as_str())
         .collect();
-    assert_eq!(steps, ["ran", "asking", "diff", "ran", "finished"], "{events:?}");
+    assert_eq!(
+        steps,
+        ["ran", "asking", "diff", "ran", "finished"],
+        "{events:?}"
+    );
     let (_, fix) = get(&s, &format!("/v1/fixes/{id}"));
     assert_eq!(fix["state"], "finished", "{fix}");
     assert_eq!(fix["result"]["status"], "fixed", "{fix}");
     assert_eq!(fix["code"], "print('fixed')\n");
     assert_eq!(fix["outcome"]["stdout"], "fixed\n", "{fix}");
     let diff = fix["steps"][2]["diff"].as_str().expect("diff");
-    assert!(diff.contains("-print(undefined_name)") && diff.contains("+print('fixed')"), "{diff}");
+    assert!(
+        diff.contains("-print(undefined_name)") && diff.contains("+print('fixed')"),
+        "{diff}"
+    );
     let first_run = fix["steps"][0]["run_id"].as_str().expect("run id");
     let (_, run) = get(&s, &format!("/v1/runs/{first_run}"));
     assert_eq!(run["outcome"]["status"], "error", "{run}");
     let (st, trace) = get(&s, &format!("/v1/fixes/{id}/trace"));
     assert_eq!(st, 200);
-    assert_eq!(trace["attempts"].as_array().map(Vec::len), Some(2), "{trace}");
-    assert!(!trace.to_string().contains("test-key"), "no secret in the trace");
+    assert_eq!(
+        trace["attempts"].as_array().map(Vec::len),
+        Some(2),
+        "{trace}"
+    );
+    assert!(
+        !trace.to_string().contains("test-key"),
+        "no secret in the trace"
+    );
 
     // Waiting for the end in one request.
     let fake_gone = post(
@@ -400,15 +510,27 @@ fn a_fix_over_http_streams_its_steps_and_keeps_its_trace() {
 #[test]
 fn sessions_snapshots_and_batches_over_http() {
     let s = LlmosServer::start("serve-sessions", &[], &[]);
-    let (st, v) = post(&s, "/v1/sessions", json!({"name": "nb", "language": "python"}));
+    let (st, v) = post(
+        &s,
+        "/v1/sessions",
+        json!({"name": "nb", "language": "python"}),
+    );
     assert_eq!(st, 201, "{v}");
     let (st, _) = post(&s, "/v1/sessions", json!({"name": "nb"}));
     assert_eq!(st, 409, "the name is taken");
-    let (st, c1) = post(&s, "/v1/sessions/nb/cells", json!({"source": "x = 41\ndef f(): return x + 1"}));
+    let (st, c1) = post(
+        &s,
+        "/v1/sessions/nb/cells",
+        json!({"source": "x = 41\ndef f(): return x + 1"}),
+    );
     assert_eq!((st, c1["cell"].as_u64()), (200, Some(1)), "{c1}");
     let (_, c2) = post(&s, "/v1/sessions/nb/cells", json!({"source": "f()"}));
     assert_eq!(c2["outcome"]["value"], "42", "{c2}");
-    let (_, c3) = post(&s, "/v1/sessions/nb/cells", json!({"source": "raise ValueError('nope')"}));
+    let (_, c3) = post(
+        &s,
+        "/v1/sessions/nb/cells",
+        json!({"source": "raise ValueError('nope')"}),
+    );
     assert_eq!(c3["outcome"]["status"], "error", "{c3}");
     let (_, nb) = get(&s, "/v1/sessions/nb");
     let cells = nb["cells"].as_array().expect("cells");
@@ -417,7 +539,11 @@ fn sessions_snapshots_and_batches_over_http() {
     let (_, list) = get(&s, "/v1/sessions");
     assert!(list.to_string().contains("\"nb\""), "{list}");
 
-    let (st, snap) = post(&s, "/v1/snapshots", json!({"session": "nb", "name": "nb-snap"}));
+    let (st, snap) = post(
+        &s,
+        "/v1/snapshots",
+        json!({"session": "nb", "name": "nb-snap"}),
+    );
     assert_eq!(st, 201, "{snap}");
     let (st, v) = post(
         &s,
@@ -425,12 +551,19 @@ fn sessions_snapshots_and_batches_over_http() {
         json!({"language": "python", "source": "f() * 2", "from": "nb-snap"}),
     );
     assert_eq!((st, v["value"].as_str()), (200, Some("84")), "{v}");
-    let (st, v) = post(&s, "/v1/sessions", json!({"name": "fork", "from": "nb-snap"}));
+    let (st, v) = post(
+        &s,
+        "/v1/sessions",
+        json!({"name": "fork", "from": "nb-snap"}),
+    );
     assert_eq!(st, 201, "{v}");
     let (_, v) = post(&s, "/v1/sessions/fork/cells", json!({"source": "x"}));
     assert_eq!(v["outcome"]["value"], "41", "{v}");
 
-    let r = client().delete(format!("{}/v1/sessions/nb", s.url)).send().expect("delete");
+    let r = client()
+        .delete(format!("{}/v1/sessions/nb", s.url))
+        .send()
+        .expect("delete");
     assert_eq!(r.status(), 204);
     let (st, _) = get(&s, "/v1/sessions/nb");
     assert_eq!(st, 404);
@@ -440,7 +573,9 @@ fn sessions_snapshots_and_batches_over_http() {
         .map(|i| json!({"id": format!("j{i}"), "language": "js", "source": format!("{i} * 2")}))
         .collect();
     jobs.push(json!({"id": "bad", "language": "python", "source": "1/0"}));
-    jobs.push(json!({"id": "wrong", "language": "python", "source": "print(1)", "expect_stdout": "2\n"}));
+    jobs.push(
+        json!({"id": "wrong", "language": "python", "source": "print(1)", "expect_stdout": "2\n"}),
+    );
     let (st, v) = post(&s, "/v1/batches", json!({"jobs": jobs}));
     assert_eq!(st, 202, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
@@ -479,7 +614,9 @@ fn runs_in_flight_are_bounded_per_client() {
     let s = LlmosServer::start("serve-bounds", &["--max-runs-per-client", "2"], &[]);
     let slow = json!({"language": "python", "wait": false,
                       "source": "import time\ntime.sleep(1.5)", "limits": {"timeout": "5s"}});
-    let codes: Vec<u16> = (0..4).map(|_| post(&s, "/v1/runs", slow.clone()).0).collect();
+    let codes: Vec<u16> = (0..4)
+        .map(|_| post(&s, "/v1/runs", slow.clone()).0)
+        .collect();
     assert_eq!(codes, [202, 202, 429, 429], "{codes:?}");
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(post(&s, "/v1/runs", slow).0, 202, "slots come back");
@@ -499,7 +636,10 @@ fn shutdown_finishes_runs_in_flight_and_keeps_every_result() {
     let started = Instant::now();
     let status = s.stop().expect("exit status");
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() >= Duration::from_millis(700), "it waited for the run");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "it waited for the run"
+    );
     let log = std::fs::read_to_string(s.data.join("serve/results.jsonl")).expect("results");
     let line: Value = log
         .lines()
@@ -515,7 +655,10 @@ fn the_openapi_document_is_generated_and_covers_the_api() {
     let s = LlmosServer::start("serve-openapi", &[], &[]);
     let (st, doc) = get(&s, "/openapi.json");
     assert_eq!(st, 200);
-    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
     for (path, method) in [
         ("/v1/boot", "get"),
         ("/v1/languages", "get"),
@@ -536,7 +679,10 @@ fn the_openapi_document_is_generated_and_covers_the_api() {
         ("/v1/batches/{id}/results", "get"),
         ("/v1/events", "get"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
     assert!(doc["components"]["schemas"]["RunBody"].is_object());
     assert!(doc["components"]["schemas"]["Outcome"].is_object());
@@ -547,7 +693,10 @@ fn the_openapi_document_is_generated_and_covers_the_api() {
         .iter()
         .filter_map(|l| l["name"].as_str())
         .collect();
-    assert!(names.contains(&"python") && names.contains(&"javascript"), "{names:?}");
+    assert!(
+        names.contains(&"python") && names.contains(&"javascript"),
+        "{names:?}"
+    );
     let (st, api) = get(&s, "/v1/languages/python/api");
     assert_eq!(st, 200);
     assert!(api.to_string().contains("viz"), "{api}");
@@ -558,7 +707,10 @@ fn rpc_response(reader: &mut impl BufRead, id: u64) -> Value {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(reader.read_line(&mut line).expect("read") > 0, "llmos mcp closed stdout");
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "llmos mcp closed stdout"
+        );
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if v["id"] == id {
             return v;
@@ -581,8 +733,10 @@ fn mcp_tools_over_stdio_and_streamable_http() {
         writeln!(stdin, "{v}").expect("write");
         stdin.flush().expect("flush");
     };
-    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}),
+    );
     let init = rpc_response(&mut out, 1);
     assert_eq!(init["result"]["serverInfo"]["name"], "llmos", "{init}");
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
@@ -594,42 +748,70 @@ fn mcp_tools_over_stdio_and_streamable_http() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    for t in ["run_code", "fix_code", "session_new", "session_run_cell", "read_output", "api_reference"] {
+    for t in [
+        "run_code",
+        "fix_code",
+        "session_new",
+        "session_run_cell",
+        "read_output",
+        "api_reference",
+    ] {
         assert!(names.contains(&t), "{t} missing: {names:?}");
     }
-    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "run_code", "arguments": {"language": "python",
-            "code": "from llmos import viz\nviz.plot([3, 1, 2])\nprint('from mcp')\n2 ** 10"}}}));
+            "code": "from llmos import viz\nviz.plot([3, 1, 2])\nprint('from mcp')\n2 ** 10"}}}),
+    );
     let r = rpc_response(&mut out, 3);
     let result = &r["result"];
     assert_eq!(result["isError"], false, "{r}");
     assert_eq!(result["structuredContent"]["value"], "1024", "{r}");
     let content = result["content"].as_array().expect("content");
-    assert!(content[0]["text"].as_str().unwrap_or("").contains("from mcp"), "{r}");
     assert!(
-        content.iter().any(|c| c["type"] == "image" && c["mimeType"] == "image/png"),
+        content[0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("from mcp"),
+        "{r}"
+    );
+    assert!(
+        content
+            .iter()
+            .any(|c| c["type"] == "image" && c["mimeType"] == "image/png"),
         "the chart comes back as an image: {r}"
     );
-    send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
-        "name": "session_new", "arguments": {"language": "python", "name": "mcp-nb"}}}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "session_new", "arguments": {"language": "python", "name": "mcp-nb"}}}),
+    );
     assert_eq!(rpc_response(&mut out, 4)["result"]["isError"], false);
     // Calls are concurrent: a client sends a session's cells one at a time.
     let mut r6 = Value::Null;
     for (id, code) in [(5, "n = 20"), (6, "n + 1")] {
-        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "session_run_cell", "arguments": {"session": "mcp-nb", "code": code}}}));
+        send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "session_run_cell", "arguments": {"session": "mcp-nb", "code": code}}}),
+        );
         r6 = rpc_response(&mut out, id);
     }
-    assert_eq!(r6["result"]["structuredContent"]["outcome"]["value"], "21", "{r6}");
+    assert_eq!(
+        r6["result"]["structuredContent"]["outcome"]["value"], "21",
+        "{r6}"
+    );
     // A bad call is a tool error the model can read, not a crash.
-    send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": "run_code", "arguments": {"language": "python"}}}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "run_code", "arguments": {"language": "python"}}}),
+    );
     let r7 = rpc_response(&mut out, 7);
     assert_eq!(r7["result"]["isError"], true, "{r7}");
-    drop(send);
     drop(stdin);
     let status = child.wait().expect("wait");
-    assert!(status.success(), "llmos mcp exits when its client closes stdin: {status:?}");
+    assert!(
+        status.success(),
+        "llmos mcp exits when its client closes stdin: {status:?}"
+    );
 
     // The same tools over streamable HTTP on the server.
     let s = LlmosServer::start("mcp-http", &[], &[]);
@@ -659,8 +841,11 @@ fn mcp_tools_over_stdio_and_streamable_http() {
             .unwrap_or(Value::Null);
         (sid, msg)
     };
-    let (sid, init) = call(None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}));
+    let (sid, init) = call(
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}),
+    );
     assert_eq!(init["result"]["serverInfo"]["name"], "llmos", "{init}");
     let sid = sid.expect("a session id");
     let _ = c
@@ -669,7 +854,10 @@ fn mcp_tools_over_stdio_and_streamable_http() {
         .header("mcp-session-id", &sid)
         .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         .send();
-    let (_, r) = call(Some(&sid), json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-        "name": "run_code", "arguments": {"language": "javascript", "code": "[1, 2, 3].map(x => x * x).join(',')"}}}));
+    let (_, r) = call(
+        Some(&sid),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_code", "arguments": {"language": "javascript", "code": "[1, 2, 3].map(x => x * x).join(',')"}}}),
+    );
     assert_eq!(r["result"]["structuredContent"]["value"], "'1,4,9'", "{r}");
 }

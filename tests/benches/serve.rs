@@ -21,7 +21,7 @@ const CLIENTS: usize = 200;
 const SUBSCRIBERS: usize = 20;
 
 fn body(i: usize) -> serde_json::Value {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         serde_json::json!({"language": "javascript", "source": format!("{i} + 1")})
     } else {
         serde_json::json!({"language": "python", "source": format!("{i} + 1")})
@@ -52,7 +52,11 @@ fn main() {
     let secs: u64 = std::env::var("LLMOS_BENCH_SERVE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::var_os("LLMOS_BENCH_QUICK").is_some() { 10 } else { 60 });
+        .unwrap_or(if std::env::var_os("LLMOS_BENCH_QUICK").is_some() {
+            10
+        } else {
+            60
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,11 +73,15 @@ fn main() {
 
     let stop = Arc::new(AtomicBool::new(false));
     // Subscribers.
-    let events: Vec<Arc<AtomicU64>> = (0..SUBSCRIBERS).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let events: Vec<Arc<AtomicU64>> = (0..SUBSCRIBERS)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
     for counter in &events {
         let (http, url, counter, stop) = (http.clone(), url.clone(), counter.clone(), stop.clone());
         rt.spawn(async move {
-            let Ok(mut r) = http.get(format!("{url}/v1/events")).send().await else { return };
+            let Ok(mut r) = http.get(format!("{url}/v1/events")).send().await else {
+                return;
+            };
             while !stop.load(Ordering::Relaxed) {
                 match r.chunk().await {
                     Ok(Some(c)) => {
@@ -109,12 +117,19 @@ fn main() {
                 let mut i = c;
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let r = http.post(format!("{url}/v1/runs")).json(&body(i)).send().await;
+                    let r = http
+                        .post(format!("{url}/v1/runs"))
+                        .json(&body(i))
+                        .send()
+                        .await;
                     let ok = match r {
-                        Ok(r) if r.status() == 200 => r
-                            .json::<serde_json::Value>()
-                            .await
-                            .is_ok_and(|v| v["status"] == "ok" && v["value"] == (i + 1).to_string()),
+                        Ok(r) if r.status() == 200 => {
+                            r.json::<serde_json::Value>().await.is_ok_and(|v| {
+                                v["status"] == "ok"
+                                    && v["value"].as_str().and_then(|s| s.parse::<usize>().ok())
+                                        == Some(i + 1)
+                            })
+                        }
                         _ => false,
                     };
                     if ok {
@@ -139,9 +154,23 @@ fn main() {
     let p50 = percentile(&mut lat, 0.5);
     let p99 = percentile(&mut lat, 0.99);
     let samples = rss.lock().map(|v| v.clone()).unwrap_or_default();
-    let window = samples.len().min(10).max(1);
-    let first = median(samples.iter().skip(2).take(window).map(|&k| k as f64).collect());
-    let last = median(samples.iter().rev().take(window).map(|&k| k as f64).collect());
+    let window = samples.len().clamp(1, 10);
+    let first = median(
+        samples
+            .iter()
+            .skip(2)
+            .take(window)
+            .map(|&k| k as f64)
+            .collect(),
+    );
+    let last = median(
+        samples
+            .iter()
+            .rev()
+            .take(window)
+            .map(|&k| k as f64)
+            .collect(),
+    );
     let ev: Vec<u64> = events.iter().map(|e| e.load(Ordering::Relaxed)).collect();
     drop(server);
 
@@ -181,7 +210,10 @@ fn main() {
                             source: b["source"].as_str().unwrap_or("").into(),
                             name: None,
                         },
-                        &llmos::ArtifactOptions { untrusted: true, ..Default::default() },
+                        &llmos::ArtifactOptions {
+                            untrusted: true,
+                            ..Default::default()
+                        },
                     );
                     if let Ok(a) = a
                         && let Ok(o) = llmos.run(&a, &llmos::RunOptions::default()).await
@@ -203,7 +235,9 @@ fn main() {
     let lib_p99 = percentile(&mut lib, 0.99);
 
     println!();
-    println!("llmos serve under load: {CLIENTS} concurrent clients + {SUBSCRIBERS} SSE subscribers, {wall:.0} s");
+    println!(
+        "llmos serve under load: {CLIENTS} concurrent clients + {SUBSCRIBERS} SSE subscribers, {wall:.0} s"
+    );
     println!("| | requests | lost | rate | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
     println!(

@@ -146,7 +146,11 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .merge(super::assets::router())
         .fallback(|| async {
-            ApiError(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into())
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(
             state.service.limits().max_body_bytes,
@@ -164,11 +168,7 @@ fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
 }
 
 /// `Authorization: Bearer TOKEN` on every guarded route when a token is set.
-pub async fn require_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
         let presented = req
             .headers()
@@ -227,7 +227,9 @@ async fn get_api_reference(
         .llmos()?
         .api_reference(&name)
         .map_err(ServiceError::from)?;
-    Ok(axum::Json(serde_json::to_value(entries).unwrap_or(Value::Null)))
+    Ok(axum::Json(
+        serde_json::to_value(entries).unwrap_or(Value::Null),
+    ))
 }
 
 /// Run an artifact: with `wait` (the default) the answer is the outcome
@@ -250,7 +252,11 @@ async fn post_run(
         Ok(axum::Json(v).into_response())
     } else {
         let id = s.service.start_run(body, ticket)?;
-        Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "state": "running"}))).into_response())
+        Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"id": id, "state": "running"})),
+        )
+            .into_response())
     }
 }
 
@@ -273,7 +279,10 @@ async fn list_runs(State(s): State<AppState>, Query(q): Query<ListQuery>) -> axu
 #[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     responses((status = 200, description = "The run", body = Object), (status = 404, description = "Unknown id")))]
-async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+async fn get_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(s.service.run_json(&id, true)?))
 }
 
@@ -298,7 +307,10 @@ async fn get_output(
     if let Ok(v) = HeaderValue::from_str(&ct) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if mime == "text/html" {
         // The artifact's document: scripts allowed inside an opaque origin,
         // no network, no forms, no plugins.
@@ -311,7 +323,9 @@ async fn get_output(
     } else if mime == crate::outputs::MIME_SVG {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
         );
     }
     Ok((headers, data).into_response())
@@ -335,7 +349,11 @@ async fn post_fix(
         s.service.wait_fix(&id).await;
         return Ok(axum::Json(s.service.fix_json(&id)?).into_response());
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "state": "running"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "state": "running"})),
+    )
+        .into_response())
 }
 
 /// Recent fixes.
@@ -349,7 +367,10 @@ async fn list_fixes(State(s): State<AppState>) -> axum::Json<Value> {
 #[utoipa::path(get, path = "/v1/fixes/{id}", tag = "fixes",
     params(("id" = String, Path, description = "Fix id")),
     responses((status = 200, description = "The fix", body = Object), (status = 404, description = "Unknown id")))]
-async fn get_fix(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+async fn get_fix(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(s.service.fix_json(&id)?))
 }
 
@@ -397,7 +418,10 @@ async fn get_session(
 #[utoipa::path(delete, path = "/v1/sessions/{name}", tag = "sessions",
     params(("name" = String, Path, description = "Session name")),
     responses((status = 204, description = "Dropped"), (status = 404, description = "Unknown")))]
-async fn delete_session(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_session(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     s.service.drop_session(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -441,7 +465,11 @@ async fn list_snapshots(State(s): State<AppState>) -> ApiResult<axum::Json<Value
     responses((status = 202, description = "Started", body = Object), (status = 400, description = "Bad jobs")))]
 async fn post_batch(State(s): State<AppState>, Body(body): Body<BatchBody>) -> ApiResult<Response> {
     let id = s.service.submit_batch(body)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "state": "running"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "state": "running"})),
+    )
+        .into_response())
 }
 
 /// Every batch.
@@ -455,7 +483,10 @@ async fn list_batches(State(s): State<AppState>) -> axum::Json<Value> {
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, description = "The batch", body = Object), (status = 404, description = "Unknown")))]
-async fn get_batch(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+async fn get_batch(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(s.service.batch_json(&id)?))
 }
 

@@ -52,21 +52,25 @@ fn tools() -> Vec<Tool> {
         Tool::new(
             "run_code",
             "Run a program in a WebAssembly sandbox (python, javascript, lua) under hard fuel, memory, time and output limits. Returns status, stdout, stderr, the last expression's value, the error with its line, and outputs (charts as images). The program reaches the world only through the llmos kernel API (see api_reference).",
-            schema(json!({"type": "object", "required": ["language", "code"], "properties": {
+            schema(
+                json!({"type": "object", "required": ["language", "code"], "properties": {
                 "language": {"type": "string", "description": "python, javascript or lua"},
                 "code": {"type": "string", "description": "The program"},
                 "limits": limits,
                 "seed": {"type": "integer", "minimum": 0, "description": "Seed: deterministic randomness and clocks"},
-                "expect_stdout": {"type": "string", "description": "What it must print, else status wrong_output with a diff"}}})),
+                "expect_stdout": {"type": "string", "description": "What it must print, else status wrong_output with a diff"}}}),
+            ),
         ),
         Tool::new(
             "fix_code",
             "Run a program and, while it fails (or prints something other than expect_stdout), have the server's LLM repair it, re-running each version in the sandbox. Returns the result (ok, fixed, failed), the final code, each attempt's diff and the final outcome.",
-            schema(json!({"type": "object", "required": ["language", "code"], "properties": {
+            schema(
+                json!({"type": "object", "required": ["language", "code"], "properties": {
                 "language": {"type": "string"}, "code": {"type": "string"},
                 "expect_stdout": {"type": "string"},
                 "max_attempts": {"type": "integer", "minimum": 0, "maximum": 10},
-                "limits": limits}})),
+                "limits": limits}}),
+            ),
         ),
         Tool::new(
             "session_new",
@@ -78,21 +82,27 @@ fn tools() -> Vec<Tool> {
         Tool::new(
             "session_run_cell",
             "Run the next cell of a session (it sees everything earlier cells defined).",
-            schema(json!({"type": "object", "required": ["session", "code"], "properties": {
-                "session": {"type": "string"}, "code": {"type": "string"}, "limits": limits}})),
+            schema(
+                json!({"type": "object", "required": ["session", "code"], "properties": {
+                "session": {"type": "string"}, "code": {"type": "string"}, "limits": limits}}),
+            ),
         ),
         Tool::new(
             "read_output",
             "Read one output of a run (by the run id and output index a run returned) as svg, png, html or scene (3D JSON).",
-            schema(json!({"type": "object", "required": ["run_id", "index"], "properties": {
+            schema(
+                json!({"type": "object", "required": ["run_id", "index"], "properties": {
                 "run_id": {"type": "string"}, "index": {"type": "integer", "minimum": 0},
-                "format": {"type": "string", "enum": ["svg", "png", "html", "scene", "txt"], "description": "Default png"}}})),
+                "format": {"type": "string", "enum": ["svg", "png", "html", "scene", "txt"], "description": "Default png"}}}),
+            ),
         ),
         Tool::new(
             "api_reference",
             "The llmos kernel API of a language (log, storage, viz, dom, quantum, process): signatures and docs.",
-            schema(json!({"type": "object", "required": ["language"], "properties": {
-                "language": {"type": "string"}}})),
+            schema(
+                json!({"type": "object", "required": ["language"], "properties": {
+                "language": {"type": "string"}}}),
+            ),
         ),
     ]
 }

@@ -110,10 +110,7 @@ pub async fn serve(
         token: opts.token.as_deref().map(Arc::from),
     };
     let mcp = mcp_http(&service, &opts);
-    let app = http::router(state.clone()).nest_service(
-        "/mcp",
-        tower_layer_token(state, mcp),
-    );
+    let app = http::router(state.clone()).nest_service("/mcp", tower_layer_token(state, mcp));
     let drain = service.clone();
     let graceful = async move {
         shutdown.await;
@@ -160,7 +157,10 @@ fn mcp_http(service: &Arc<Service>, opts: &ServeOptions) -> McpService {
 fn tower_layer_token(state: http::AppState, mcp: McpService) -> axum::Router {
     axum::Router::new()
         .fallback_service(mcp)
-        .layer(axum::middleware::from_fn_with_state(state, http::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            http::require_token,
+        ))
 }
 
 /// `llmos mcp`: boot, then serve the tools on stdin/stdout until the

@@ -27,8 +27,8 @@ use crate::boot::{BootEvent, BootOptions};
 use crate::outcome::Outcome;
 use crate::supervisor::llm::{FixProvider, LlmOverrides};
 use crate::{
-    ArtifactOptions, ArtifactSource, Cell, HostError, LimitOverrides, LiveUsage, Llmos,
-    RunOptions, Session,
+    ArtifactOptions, ArtifactSource, Cell, HostError, LimitOverrides, LiveUsage, Llmos, RunOptions,
+    Session,
 };
 
 /// Bounds on what clients can make the server hold or do.
@@ -640,7 +640,9 @@ impl Service {
     /// The booted kernel.
     pub fn llmos(&self) -> Result<&Arc<Llmos>> {
         if self.draining.load(Ordering::Relaxed) {
-            return Err(ServiceError::Unavailable("the server is shutting down".into()));
+            return Err(ServiceError::Unavailable(
+                "the server is shutting down".into(),
+            ));
         }
         self.llmos.get().ok_or_else(|| {
             let b = lock(&self.boot);
@@ -659,7 +661,10 @@ impl Service {
     /// A subscription to the bus, and the permit that bounds subscribers.
     pub fn subscribe(
         &self,
-    ) -> Result<(broadcast::Receiver<Arc<Event>>, tokio::sync::OwnedSemaphorePermit)> {
+    ) -> Result<(
+        broadcast::Receiver<Arc<Event>>,
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
         let permit = self.subscribers.clone().try_acquire_owned().map_err(|_| {
             ServiceError::Unavailable(format!(
                 "too many event subscribers (at most {})",
@@ -697,7 +702,12 @@ impl Service {
         format!("{kind}-{a:016x}{b:08x}")
     }
 
-    fn artifact(&self, language: &str, source: &str, name: Option<&str>) -> Result<crate::Artifact> {
+    fn artifact(
+        &self,
+        language: &str,
+        source: &str,
+        name: Option<&str>,
+    ) -> Result<crate::Artifact> {
         let llmos = self.llmos()?;
         if let Some(n) = name
             && (n.len() > 200 || n.contains(['/', '\\', '\0']))
@@ -724,7 +734,10 @@ impl Service {
         seed: Option<u64>,
         expect_stdout: Option<String>,
     ) -> Result<RunOptions> {
-        let limits = limits.map(LimitsBody::overrides).transpose()?.unwrap_or_default();
+        let limits = limits
+            .map(LimitsBody::overrides)
+            .transpose()?
+            .unwrap_or_default();
         Ok(RunOptions {
             limits,
             seed,
@@ -754,7 +767,15 @@ impl Service {
         let live = Arc::new(LiveUsage::default());
         opts.live = Some(live.clone());
         let id = self.next_id('r');
-        self.begin_run(&id, "run", &req.language, &artifact.filename, &artifact.source, &req.limits, Some(live));
+        self.begin_run(
+            &id,
+            "run",
+            &req.language,
+            &artifact.filename,
+            &artifact.source,
+            &req.limits,
+            Some(live),
+        );
         let me = self.clone();
         let run_id = id.clone();
         self.tasks.spawn(async move {
@@ -826,7 +847,10 @@ impl Service {
         let excess = runs.order.len().saturating_sub(self.limits.history_runs);
         let mut dropped = 0;
         while let Some(id) = runs.order.pop_front() {
-            let finished = runs.map.get(&id).is_some_and(|r| r.state != RunState::Running);
+            let finished = runs
+                .map
+                .get(&id)
+                .is_some_and(|r| r.state != RunState::Running);
             let over = dropped < excess || total > self.limits.history_output_bytes;
             if finished && over {
                 if let Some(r) = runs.map.remove(&id) {
@@ -900,7 +924,9 @@ impl Service {
 
     /// Wait until run `id` has ended (or the server stops).
     pub async fn wait_run(&self, id: &str) {
-        let rx = lock(&self.run_waiters).get(id).map(watch::Sender::subscribe);
+        let rx = lock(&self.run_waiters)
+            .get(id)
+            .map(watch::Sender::subscribe);
         if let Some(mut rx) = rx {
             tokio::select! {
                 _ = rx.wait_for(|done| *done) => {}
@@ -919,10 +945,9 @@ impl Service {
     /// A run's outcome (`with_record`: the record around it).
     pub fn run_json(&self, id: &str, with_record: bool) -> Result<Value> {
         let runs = lock(&self.runs);
-        let rec = runs
-            .map
-            .get(id)
-            .ok_or_else(|| ServiceError::NotFound(format!("no run `{}`", crate::outcome::clip(id, 80))))?;
+        let rec = runs.map.get(id).ok_or_else(|| {
+            ServiceError::NotFound(format!("no run `{}`", crate::outcome::clip(id, 80)))
+        })?;
         if with_record {
             return Ok(rec.to_json(true));
         }
@@ -998,7 +1023,9 @@ impl Service {
         let opts = Self::run_options(body.limits.as_ref(), body.seed, body.expect_stdout)?;
         let max_attempts = body.max_attempts.unwrap_or(3);
         if max_attempts > 10 {
-            return Err(ServiceError::BadRequest("`max_attempts` is at most 10".into()));
+            return Err(ServiceError::BadRequest(
+                "`max_attempts` is at most 10".into(),
+            ));
         }
         // Checked now, so a bad request fails here and not in the task.
         llmos.request(&artifact, &opts)?;
@@ -1019,7 +1046,10 @@ impl Service {
                 error: None,
             },
         );
-        self.publish("fix.started", json!({"id": id, "language": artifact.language}));
+        self.publish(
+            "fix.started",
+            json!({"id": id, "language": artifact.language}),
+        );
         let me = self.clone();
         let fix_id = id.clone();
         self.tasks.spawn(async move {
@@ -1044,11 +1074,21 @@ impl Service {
     fn fix_step(&self, id: &str, e: crate::supervisor::Event<'_>) {
         use crate::supervisor::Event as E;
         let step = match e {
-            E::Ran { attempt, outcome, .. } => {
+            E::Ran {
+                attempt, outcome, ..
+            } => {
                 // Each attempt is a run of its own, with its outputs.
                 let run_id = self.next_id('r');
                 let name = format!("attempt {attempt}");
-                self.begin_run(&run_id, "fix", &outcome.language, &name, "", &crate::Limits::default(), None);
+                self.begin_run(
+                    &run_id,
+                    "fix",
+                    &outcome.language,
+                    &name,
+                    "",
+                    &crate::Limits::default(),
+                    None,
+                );
                 self.end_run(&run_id, Ok(outcome.clone()));
                 json!({
                     "attempt": attempt, "step": "ran", "status": outcome.status.as_str(),
@@ -1086,7 +1126,9 @@ impl Service {
         result: std::result::Result<crate::supervisor::Supervised, String>,
     ) {
         let mut fixes = lock(&self.fixes);
-        let Some(f) = fixes.map.get_mut(id) else { return };
+        let Some(f) = fixes.map.get_mut(id) else {
+            return;
+        };
         match result {
             Ok(s) => {
                 f.state = RunState::Finished;
@@ -1137,7 +1179,10 @@ impl Service {
             .get(id)
             .cloned()
             .ok_or_else(|| ServiceError::NotFound("no such fix".into()))?;
-        let outcome = f.run_id.as_deref().and_then(|r| self.run_json(r, false).ok());
+        let outcome = f
+            .run_id
+            .as_deref()
+            .and_then(|r| self.run_json(r, false).ok());
         Ok(f.to_json(outcome))
     }
 
@@ -1243,7 +1288,12 @@ impl Service {
     }
 
     /// Run one cell.
-    pub async fn run_cell(self: &Arc<Self>, name: &str, body: CellBody, ticket: Ticket) -> Result<Value> {
+    pub async fn run_cell(
+        self: &Arc<Self>,
+        name: &str,
+        body: CellBody,
+        ticket: Ticket,
+    ) -> Result<Value> {
         let llmos = self.llmos()?.clone();
         let live = self.live_session(name).await?;
         let me = self.clone();
@@ -1371,7 +1421,9 @@ impl Service {
         std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Host(e.to_string()))?;
         let journal = s.session.journal();
         journal.write(&dir.join(format!("{name}.json")))?;
-        Ok(json!({"name": name, "session": body.session, "language": journal.language, "cells": journal.cells.len()}))
+        Ok(
+            json!({"name": name, "session": body.session, "language": journal.language, "cells": journal.cells.len()}),
+        )
     }
 
     /// Every snapshot.
@@ -1403,7 +1455,9 @@ impl Service {
     pub fn submit_batch(self: &Arc<Self>, body: BatchBody) -> Result<String> {
         let llmos = self.llmos()?.clone();
         if body.jobs.is_empty() {
-            return Err(ServiceError::BadRequest("a batch needs at least one job".into()));
+            return Err(ServiceError::BadRequest(
+                "a batch needs at least one job".into(),
+            ));
         }
         if body.jobs.len() > self.limits.max_batch_jobs {
             return Err(ServiceError::BadRequest(format!(
@@ -1470,7 +1524,10 @@ impl Service {
                 cancel: Some(Box::new(running.canceller())),
             },
         );
-        self.publish("batch.progress", json!({"id": id, "done": 0, "total": total, "counts": {}}));
+        self.publish(
+            "batch.progress",
+            json!({"id": id, "done": 0, "total": total, "counts": {}}),
+        );
         let me = self.clone();
         let batch_id = id.clone();
         self.tasks.spawn(async move {
