@@ -76,19 +76,40 @@ fn main() {
     let events: Vec<Arc<AtomicU64>> = (0..SUBSCRIBERS)
         .map(|_| Arc::new(AtomicU64::new(0)))
         .collect();
-    for counter in &events {
-        let (http, url, counter, stop) = (http.clone(), url.clone(), counter.clone(), stop.clone());
+    let missed: Vec<Arc<AtomicU64>> = (0..SUBSCRIBERS)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
+    for (counter, missed) in events.iter().zip(&missed) {
+        let (http, url, counter, missed, stop) = (
+            http.clone(),
+            url.clone(),
+            counter.clone(),
+            missed.clone(),
+            stop.clone(),
+        );
         rt.spawn(async move {
             let Ok(mut r) = http.get(format!("{url}/v1/events")).send().await else {
                 return;
             };
+            let mut buf = String::new();
+            let mut lagged = false;
             while !stop.load(Ordering::Relaxed) {
-                match r.chunk().await {
-                    Ok(Some(c)) => {
-                        let n = c.windows(7).filter(|w| w == b"event: ").count() as u64;
-                        counter.fetch_add(n, Ordering::Relaxed);
+                let Ok(Some(c)) = r.chunk().await else { return };
+                buf.push_str(&String::from_utf8_lossy(&c));
+                while let Some(nl) = buf.find('\n') {
+                    let line: String = buf.drain(..=nl).collect();
+                    if let Some(kind) = line.strip_prefix("event: ") {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        lagged = kind.trim() == "lagged";
+                    } else if let Some(data) = line.strip_prefix("data: ")
+                        && lagged
+                    {
+                        let n = serde_json::from_str::<serde_json::Value>(data.trim())
+                            .ok()
+                            .and_then(|v| v["missed"].as_u64())
+                            .unwrap_or(0);
+                        missed.fetch_add(n, Ordering::Relaxed);
                     }
-                    _ => return,
                 }
             }
         });
@@ -172,6 +193,7 @@ fn main() {
             .collect(),
     );
     let ev: Vec<u64> = events.iter().map(|e| e.load(Ordering::Relaxed)).collect();
+    let miss: Vec<u64> = missed.iter().map(|e| e.load(Ordering::Relaxed)).collect();
     drop(server);
 
     // Baseline: the same mix through the library, same concurrency.
@@ -253,9 +275,11 @@ fn main() {
         p99 / lib_p99,
     );
     println!(
-        "events per subscriber: min {} max {}; server RSS: {:.0} MiB after warm-up, {:.0} MiB at the end ({:+.1} %)",
+        "events per subscriber: received min {} max {}, announced as missed (`lagged`, a slow reader) min {} max {}; server RSS: {:.0} MiB after warm-up, {:.0} MiB at the end ({:+.1} %)",
         ev.iter().min().unwrap_or(&0),
         ev.iter().max().unwrap_or(&0),
+        miss.iter().min().unwrap_or(&0),
+        miss.iter().max().unwrap_or(&0),
         first / 1024.0,
         last / 1024.0,
         (last - first) / first * 100.0

@@ -681,10 +681,18 @@ impl Service {
 
     /// A right to one more run in flight for `client`, or 429.
     pub fn ticket(&self, client: &str) -> Result<Ticket> {
-        let sem = lock(&self.clients)
+        let mut clients = lock(&self.clients);
+        // Forget idle clients, so the table stays as small as the clients
+        // with runs in flight.
+        if clients.len() > 1024 {
+            let max = self.limits.max_runs_per_client;
+            clients.retain(|_, s| s.available_permits() < max);
+        }
+        let sem = clients
             .entry(client.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limits.max_runs_per_client)))
             .clone();
+        drop(clients);
         sem.try_acquire_owned().map(Ticket).map_err(|_| {
             ServiceError::TooMany(format!(
                 "at most {} runs in flight per client",
@@ -1066,7 +1074,7 @@ impl Service {
                 r = llmos.fix(&artifact, &opts, &fix, provider.as_deref(), &on_event) => r.map_err(|e| e.to_string()),
                 () = me.stop.cancelled() => Err("cancelled: the server shut down".into()),
             };
-            me.end_fix(&fix_id, &artifact, result);
+            me.end_fix(&fix_id, result);
         });
         Ok(id)
     }
@@ -1122,7 +1130,6 @@ impl Service {
     fn end_fix(
         &self,
         id: &str,
-        artifact: &crate::Artifact,
         result: std::result::Result<crate::supervisor::Supervised, String>,
     ) {
         let mut fixes = lock(&self.fixes);
@@ -1147,7 +1154,6 @@ impl Service {
                 f.error = Some(e);
             }
         }
-        let _ = artifact;
         let data = json!({"id": id, "state": f.state, "result": f.result});
         drop(fixes);
         self.publish("fix.finished", data);
