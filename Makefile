@@ -68,6 +68,8 @@ $(STAMPS)/apt-browser:
 
 # The dashboard's npm packages (three.js, embedded by `llmos serve`;
 # playwright-core for the browser tests), exactly as the lock file says.
+# Anything that builds the host (`llmos-preinit` for the guests included)
+# needs them first: host/build.rs checks.
 dashboard: $(STAMPS)/npm
 $(STAMPS)/npm: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
 	@mkdir -p $(STAMPS)
@@ -114,7 +116,7 @@ $(VENDOR)/rquickjs-sys/.patched: $(QUICKJS_PATCHES) $(STAMPS)/apt
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
 # The component is then pre-initialised (Wizer, `llmos-preinit`): its `init`
 # builds the QuickJS runtime, context and prelude once, at build time.
-$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup $(VENDOR)/rquickjs-sys/.patched
+$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/rustup $(VENDOR)/rquickjs-sys/.patched | $(STAMPS)/npm
 	@mkdir -p $(COMPONENTS)
 	cd guests/quickjs && \
 	  RQUICKJS_SYS_NO_WASI_SDK=1 \
@@ -134,7 +136,7 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 # every run anyway, as it is baked into the snapshot.
 LUA_CFLAGS := -isystem /usr/include/wasm32-wasi -isystem $(ROOT)/guests/lua/csrc/include -Dluai_makeseed(L)=0x6c756121u
 
-$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup
+$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup | $(STAMPS)/npm
 	@mkdir -p $(COMPONENTS) $(STAMPS)
 	@# lua-src's build script does not track CFLAGS: rebuild Lua when they change.
 	@if [ "$$(cat $(STAMPS)/lua-cflags 2>/dev/null)" != '$(LUA_CFLAGS)' ]; then \
