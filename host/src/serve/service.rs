@@ -505,6 +505,22 @@ impl<T> History<T> {
     }
 }
 
+/// Write a session's journal under its lock, on a blocking thread (the
+/// lock waits for a CLI command holding it).
+async fn persist(
+    dir: crate::session::SessionDir,
+    name: String,
+    journal: crate::Journal,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let lock_file = dir.lock(&name)?;
+        journal.write(lock_file.path())
+    })
+    .await
+    .map_err(|e| ServiceError::Host(format!("saving the session failed: {e}")))?
+    .map_err(ServiceError::from)
+}
+
 /// The service.
 pub struct Service {
     llmos: OnceLock<Arc<Llmos>>,
@@ -1248,8 +1264,7 @@ impl Service {
         };
         journal.budget_fuel = body.budget_fuel;
         let (session, _) = llmos.open_session(journal).await?;
-        let lock_file = dir.lock(&name)?;
-        session.journal().write(lock_file.path())?;
+        persist(dir, name.clone(), session.journal().clone()).await?;
         let language = session.journal().language.clone();
         sessions.insert(
             name.clone(),
@@ -1280,8 +1295,15 @@ impl Service {
         if sessions.len() >= self.limits.max_sessions {
             return Err(ServiceError::TooMany("too many live sessions".into()));
         }
-        let lock_file = dir.lock(name)?;
-        let journal = dir.load(&lock_file, name)?;
+        let journal = {
+            let name = name.to_string();
+            tokio::task::spawn_blocking(move || {
+                let lock_file = dir.lock(&name)?;
+                dir.load(&lock_file, &name)
+            })
+            .await
+            .map_err(|e| ServiceError::Host(format!("loading the session failed: {e}")))??
+        };
         let cells = journal
             .cells
             .iter()
@@ -1338,8 +1360,7 @@ impl Service {
             me.end_run(&run_id, Ok(cell.outcome.clone()));
             s.cells.push((cell.cell, body.source.clone(), Some(run_id.clone())));
             let dir = llmos.sessions();
-            let file = dir.lock(&name)?;
-            s.session.journal().write(file.path())?;
+            persist(dir, name.clone(), s.session.journal().clone()).await?;
             me.publish(
                 "session.cell",
                 json!({"session": name, "cell": cell.cell, "status": cell.outcome.status.as_str(), "run_id": run_id}),
