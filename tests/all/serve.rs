@@ -485,6 +485,8 @@ fn a_fix_over_http_streams_its_steps_and_keeps_its_trace() {
     let first_run = fix["steps"][0]["run_id"].as_str().expect("run id");
     let (_, run) = get(&s, &format!("/v1/runs/{first_run}"));
     assert_eq!(run["outcome"]["status"], "error", "{run}");
+    assert_eq!(run["source"], "print(undefined_name)\n", "{run}");
+    assert!(run["limits"]["fuel"].as_u64().is_some(), "{run}");
     let (st, trace) = get(&s, &format!("/v1/fixes/{id}/trace"));
     assert_eq!(st, 200);
     assert_eq!(

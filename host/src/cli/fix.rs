@@ -195,6 +195,7 @@ impl Display {
                 attempt,
                 outcome,
                 report,
+                ..
             } => {
                 let who = if attempt == 0 {
                     "the artifact".to_string()

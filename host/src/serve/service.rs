@@ -1099,20 +1099,16 @@ impl Service {
         use crate::supervisor::Event as E;
         let step = match e {
             E::Ran {
-                attempt, outcome, ..
+                attempt,
+                code,
+                limits,
+                outcome,
+                ..
             } => {
                 // Each attempt is a run of its own, with its outputs.
                 let run_id = self.next_id('r');
                 let name = format!("attempt {attempt}");
-                self.begin_run(
-                    &run_id,
-                    "fix",
-                    &outcome.language,
-                    &name,
-                    "",
-                    &crate::Limits::default(),
-                    None,
-                );
+                self.begin_run(&run_id, "fix", &outcome.language, &name, code, limits, None);
                 self.end_run(&run_id, Ok(outcome.clone()));
                 json!({
                     "attempt": attempt, "step": "ran", "status": outcome.status.as_str(),

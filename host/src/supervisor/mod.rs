@@ -134,9 +134,11 @@ impl Default for SupervisorConfig {
 #[derive(Debug, Clone)]
 #[allow(missing_docs)] // variant fields are named for what they hold
 pub enum Event<'a> {
-    /// Version `attempt` ran.
+    /// Version `attempt` (`code`, under `limits`) ran.
     Ran {
         attempt: u32,
+        code: &'a str,
+        limits: &'a crate::Limits,
         outcome: &'a Outcome,
         report: Option<&'a ErrorReport>,
     },
@@ -235,6 +237,8 @@ impl<'a> Supervisor<'a> {
         let report = ErrorReport::with_test(&outcome, &req.source, req.test.as_ref());
         on_event(Event::Ran {
             attempt: 0,
+            code: &req.source,
+            limits: &first.limits,
             outcome: &outcome,
             report: report.as_ref(),
         });
@@ -433,6 +437,8 @@ impl<'a> Supervisor<'a> {
                 let new_report = ErrorReport::with_test(&outcome, &code, req.test.as_ref());
                 on_event(Event::Ran {
                     attempt,
+                    code: &code,
+                    limits: &next.limits,
                     outcome: &outcome,
                     report: new_report.as_ref(),
                 });
