@@ -17,6 +17,14 @@
 //! Stages 4 and 5 do not depend on each other and run concurrently, as do
 //! the language loads of stage 3. Nothing waits for anything but real work.
 //!
+//! A check that passed is not run again while nothing it depends on has
+//! changed: `<cache dir>/boot-checks` records a key per passed check over
+//! everything that decides its result (the check's program and expected
+//! value, the precompiled entry it ran on and that entry's checksum, the
+//! verified system volume's manifest, the `llmos` executable's identity and
+//! the versions). Any change to one of them runs the check again;
+//! [`BootOptions::recheck`] (`llmos boot --recheck`) always runs them.
+//!
 //! Boot is an `async fn` that can be awaited inside any tokio application:
 //! blocking work (verifying the volume, compiling or deserializing
 //! components) runs on tokio's blocking threads, never on an async worker.
@@ -27,8 +35,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::engine::{RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
+use crate::engine::{Prepared, RunRequest, Runtime, RuntimeConfig, RuntimeEvent};
 use crate::error::HostError;
+use crate::language::Check;
 use crate::limits::Quotas;
 use crate::volume::{SystemVolume, USER_ARTIFACTS};
 
@@ -99,6 +108,9 @@ pub struct BootOptions {
     pub trusted_engine: bool,
     /// Run each language's checks (stages 4 and 5).
     pub checks: bool,
+    /// Run them even when an identical boot already passed them (see the
+    /// module docs).
+    pub recheck: bool,
     /// Locations chosen by the embedder: each wins over its environment
     /// variable, the config file and the default.
     pub components_dir: Option<PathBuf>,
@@ -319,7 +331,7 @@ pub(crate) async fn boot(opts: &BootOptions, on_event: BootSink<'_>) -> Result<B
 
     // 4 and 5: each language's checks, from its manifest, concurrently.
     if opts.checks {
-        check_languages(&runtime, on_event, &mut stages).await?;
+        check_languages(&runtime, &system, opts.recheck, on_event, &mut stages).await?;
     }
 
     let boot_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -427,10 +439,89 @@ async fn load_runtime(
     Ok((runtime, detail))
 }
 
+/// The boot checks that passed, by key (see the module docs).
+struct CheckRecord {
+    path: PathBuf,
+    passed: std::collections::BTreeSet<String>,
+    /// What every key shares: versions, executable, system volume.
+    base: Option<String>,
+}
+
+impl CheckRecord {
+    fn open(runtime: &Runtime, system: &SystemVolume, recheck: bool) -> Self {
+        let path = runtime.config().cache_dir.join("boot-checks");
+        let passed = match recheck {
+            true => Default::default(),
+            false => std::fs::read_to_string(&path)
+                .map(|t| t.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
+        };
+        // The running executable's identity: a rebuilt or upgraded llmos
+        // checks again (its kernel APIs may behave differently).
+        let exe = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .ok()
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                format!(
+                    "{} {} {} {}.{:09} {}.{:09}",
+                    m.dev(),
+                    m.ino(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec()
+                )
+            });
+        let base = exe.map(|exe| {
+            format!(
+                "llmos {} wasmtime {} exe {exe} volume {:032x}",
+                env!("CARGO_PKG_VERSION"),
+                crate::cache::WASMTIME_VERSION,
+                system.digest()
+            )
+        });
+        CheckRecord { path, passed, base }
+    }
+
+    /// The key of one check on a prepared language, if it can be keyed.
+    fn key(&self, p: &Prepared, stdlib: bool, c: &Check) -> Option<String> {
+        let base = self.base.as_ref()?;
+        let sum = std::fs::read_to_string(p.cache_entry.with_extension("sum")).ok()?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for part in [
+            base.as_str(),
+            &p.language.name,
+            if stdlib { "stdlib" } else { "instance" },
+            &c.source,
+            &c.value,
+            &p.cache_entry.to_string_lossy(),
+            sum.trim(),
+        ] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        Some(format!("{:032x}", h.digest128()))
+    }
+
+    /// Replace the record with the keys of this boot's passed checks (a
+    /// shortcut only: failing to write it costs running them next time).
+    fn save(&self, keys: &std::collections::BTreeSet<String>) {
+        let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path));
+    }
+}
+
 /// Stages 4 and 5: every language's `check.instance` and `check.stdlib`,
 /// all concurrently.
 async fn check_languages(
     runtime: &Runtime,
+    system: &SystemVolume,
+    recheck: bool,
     on_event: BootSink<'_>,
     stages: &mut Vec<(Stage, f64, String)>,
 ) -> Result<(), HostError> {
@@ -441,16 +532,27 @@ async fn check_languages(
         stage: Stage::Stdlib,
     });
     let t = Instant::now();
+    let record = CheckRecord::open(runtime, system, recheck);
+    let mut passed = std::collections::BTreeSet::new();
     let mut checks = tokio::task::JoinSet::new();
+    let (mut instances, mut stdlibs) = (Vec::new(), Vec::new());
     for m in runtime.languages().iter() {
         for (stdlib, c) in [(false, &m.check.instance), (true, &m.check.stdlib)] {
             let Some(c) = c.clone() else { continue };
+            let prepared = runtime.prepare_async(&m.name, true).await?;
+            let key = record.key(&prepared, stdlib, &c);
+            if let Some(k) = key.as_ref().filter(|k| record.passed.contains(*k)) {
+                passed.insert(k.clone());
+                let name = format!("{} (unchanged since it passed)", m.name);
+                if stdlib { &mut stdlibs } else { &mut instances }.push(Ok(name));
+                continue;
+            }
             let (rt, lang) = (runtime.clone(), m.name.clone());
             checks.spawn(async move {
                 let r = rt.run(&RunRequest::new(&lang, &c.source)).await;
                 let r = r.and_then(|o| {
                     if o.value.as_deref() == Some(c.value.as_str()) {
-                        Ok(lang.clone())
+                        Ok((lang.clone(), key))
                     } else {
                         Err(HostError::Usage(format!(
                             "the {lang} boot check returned {:?} instead of {} ({})",
@@ -464,11 +566,17 @@ async fn check_languages(
             });
         }
     }
-    let (mut instances, mut stdlibs) = (Vec::new(), Vec::new());
     while let Some(joined) = checks.join_next().await {
         let (stdlib, r) =
             joined.unwrap_or_else(|e| (false, Err(thread_failed("a boot check failed", e))));
+        let r = r.map(|(lang, key)| {
+            passed.extend(key);
+            lang
+        });
         if stdlib { &mut stdlibs } else { &mut instances }.push(r);
+    }
+    if instances.iter().chain(&stdlibs).all(Result::is_ok) {
+        record.save(&passed);
     }
     let summary = |r: Vec<Result<String, HostError>>, what: &str| {
         let mut names = r.into_iter().collect::<Result<Vec<_>, _>>()?;

@@ -36,6 +36,19 @@
 //!    removed and rebuilt.
 //! 3. A freshly compiled component is deserialized from the in-memory output
 //!    of `precompile_component`, not read back from disk.
+//! 4. A full check is not repeated while the entry is provably unchanged.
+//!    After one, `<entry>.ok` records the checked file's identity (device,
+//!    inode, length, mtime and ctime) and the checksum line it matched. A
+//!    later load `fstat`s the file it opened and, when the identity and the
+//!    checksum line still match, hands that open file to wasmtime without
+//!    rehashing: any write, truncation, `touch` or rename over the entry
+//!    changes its identity (ctime cannot be set by a process), so every change
+//!    made through the filesystem is still caught. As with Git's index, a
+//!    file whose ctime is within [`RACY_SECS`] of the check is not recorded
+//!    (timestamps are coarse: a write in the same tick could keep them).
+//!    Rehashing the 40 MB Python entry cost ~5 ms of every start. What this
+//!    cannot see is silent corruption below the filesystem (bit rot), which a
+//!    full check would; removing the `.ok` files forces one.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -107,7 +120,8 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 pub struct Verified(Source);
 
 enum Source {
-    /// The open entry and a read-only mapping of it, checked.
+    /// The open entry and a read-only mapping of it, checked (now or, per
+    /// its `.ok` record, by an earlier load of the same unchanged file).
     Mapped(std::fs::File, memmap2::Mmap),
     /// A checked copy in memory (fresh compiles, and hosts without `/proc`).
     Bytes(Vec<u8>),
@@ -154,6 +168,22 @@ impl Verified {
             }
         }
     }
+}
+
+/// Seconds a cache entry's ctime must be in the past before a check of it is
+/// recorded in its `.ok` file (see the module docs).
+pub const RACY_SECS: i64 = 2;
+
+/// Write a new 0600 file (for the cache's sidecars).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// Distinguishes temporary files of concurrent writers within one process.
@@ -319,9 +349,34 @@ impl ComponentCache {
         path.with_extension("sum")
     }
 
-    /// Opens an entry once and checks its bytes against the sidecar checksum;
+    /// Opens an entry once and checks its bytes against the sidecar checksum
+    /// (unless its `.ok` record shows this very file was checked before);
     /// the returned entry is what gets deserialized (see the module docs).
     pub fn read_verified(path: &Path) -> Result<Verified, Rebuild> {
+        Self::read_verified_at(path, std::time::SystemTime::now())
+    }
+
+    fn ok_path(path: &Path) -> PathBuf {
+        path.with_extension("ok")
+    }
+
+    /// The identity of an open file, and its ctime.
+    fn file_identity(meta: &std::fs::Metadata) -> (String, i64) {
+        use std::os::unix::fs::MetadataExt;
+        let id = format!(
+            "{} {} {} {}.{:09} {}.{:09}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        (id, meta.ctime())
+    }
+
+    fn read_verified_at(path: &Path, now: std::time::SystemTime) -> Result<Verified, Rebuild> {
         let sum = match std::fs::read_to_string(Self::sum_path(path)) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -343,12 +398,30 @@ impl ComponentCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rebuild::Missing),
             Err(e) => return Err(Rebuild::Corrupt(format!("unreadable: {e}"))),
         };
-        let source = if Path::new("/proc/self/fd").is_dir() {
+        let mapped = Path::new("/proc/self/fd").is_dir();
+        // The identity of the file opened (not of the path, which a writer
+        // may rename over meanwhile), and what an earlier check recorded.
+        let identity = file.metadata().ok().map(|m| Self::file_identity(&m));
+        let record = identity
+            .as_ref()
+            .map(|(id, _)| format!("{id} {}\n", sum.trim()));
+        let checked_before = mapped
+            && record.as_ref().is_some_and(|r| {
+                std::fs::read_to_string(Self::ok_path(path)).is_ok_and(|ok| &ok == r)
+            });
+        let source = if mapped {
             // SAFETY: a read-only private mapping of an entry that no writer
             // modifies in place (entries are replaced by rename only).
+            // Populated when it is about to be hashed in full.
             #[allow(unsafe_code)]
-            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-                .map_err(|e| Rebuild::Corrupt(format!("unreadable: {e}")))?;
+            let map = unsafe {
+                let mut o = memmap2::MmapOptions::new();
+                if !checked_before {
+                    o.populate();
+                }
+                o.map(&file)
+            }
+            .map_err(|e| Rebuild::Corrupt(format!("unreadable: {e}")))?;
             Source::Mapped(file, map)
         } else {
             let mut bytes = Vec::new();
@@ -364,8 +437,25 @@ impl ComponentCache {
                 bytes.len()
             )));
         }
+        if checked_before {
+            return Ok(verified);
+        }
         if xxh3_128(bytes) != want_hash {
             return Err(Rebuild::Corrupt("checksum mismatch".into()));
+        }
+        // Record the check, unless the file changed too recently for its
+        // timestamps to tell a later change apart (see the module docs).
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let (true, Some((_, ctime)), Some(record)) = (mapped, identity, record)
+            && now.saturating_sub(ctime) > RACY_SECS
+        {
+            let ok = Self::ok_path(path);
+            let tmp = ok.with_extension(format!("ok.tmp{}", std::process::id()));
+            // Only a shortcut: failing to record it costs a rehash next time.
+            let _ =
+                write_private(&tmp, record.as_bytes()).and_then(|()| std::fs::rename(&tmp, &ok));
         }
         Ok(verified)
     }
@@ -412,6 +502,7 @@ impl ComponentCache {
                     .and_then(|r| r.strip_suffix(&suffix));
                 // Only `<name>-<32 hex>-<fp>.cwasm`: never a longer name that shares the prefix.
                 if same_kind && p != path && hash_part.is_some_and(|h| h.len() == 32) {
+                    let _ = std::fs::remove_file(Self::ok_path(&p));
                     let _ = std::fs::remove_file(Self::sum_path(&p));
                     let _ = std::fs::remove_file(&p);
                 }
@@ -471,6 +562,57 @@ mod tests {
             ComponentCache::read_verified(&path),
             Err(Rebuild::Corrupt("checksum mismatch".into()))
         );
+    }
+
+    #[test]
+    fn a_check_is_recorded_and_any_change_to_the_entry_voids_it() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let cache = ComponentCache::new(t.path().join("cache"));
+        let engine = engine();
+        let (path, cwasm) = stored(&cache, &engine);
+        let ok = ComponentCache::ok_path(&path);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+
+        // Just written: too recent to record (timestamps are coarse).
+        ComponentCache::read_verified(&path).expect("verifies");
+        assert!(!ok.exists(), "a fresh entry's check is not recorded");
+        // Old enough: checked in full, then recorded.
+        ComponentCache::read_verified_at(&path, later).expect("verifies");
+        assert!(ok.exists(), "the check is recorded");
+        let v = ComponentCache::read_verified_at(&path, later).expect("checked before");
+        assert_eq!(v.bytes(), &cwasm[..]);
+        v.deserialize(&engine).expect("deserializes");
+
+        // Corrupted in place, same length: the identity changed (ctime), so
+        // the record no longer applies and the full check refuses it.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut evil = cwasm.clone();
+        let mid = evil.len() / 2;
+        evil[mid] ^= 0xff;
+        std::fs::write(&path, &evil).expect("overwrite in place");
+        assert_eq!(
+            ComponentCache::read_verified_at(&path, later),
+            Err(Rebuild::Corrupt("checksum mismatch".into()))
+        );
+
+        // Restored bytes, new record; then the checksum line is edited: the
+        // record names the line it matched, so it no longer applies either.
+        std::fs::write(&path, &cwasm).expect("restore");
+        ComponentCache::read_verified_at(&path, later).expect("verifies");
+        let sum = ComponentCache::sum_path(&path);
+        std::fs::write(&sum, format!("{:032x} {}\n", 1u128, cwasm.len())).expect("sum");
+        assert_eq!(
+            ComponentCache::read_verified_at(&path, later),
+            Err(Rebuild::Corrupt("checksum mismatch".into()))
+        );
+        // Truncated: refused by length before anything else.
+        std::fs::write(&sum, format!("{:032x} {}\n", xxh3_128(&cwasm), cwasm.len())).expect("sum");
+        ComponentCache::read_verified_at(&path, later).expect("verifies");
+        std::fs::write(&path, &cwasm[..cwasm.len() / 2]).expect("truncate");
+        assert!(matches!(
+            ComponentCache::read_verified_at(&path, later),
+            Err(Rebuild::Corrupt(r)) if r.starts_with("length")
+        ));
     }
 
     #[test]

@@ -145,6 +145,8 @@ pub struct Prepared {
     pub cache: CacheStatus,
     /// Time to load (or compile) and link it.
     pub load_ms: f64,
+    /// The precompiled cache entry it was loaded from (or stored to).
+    pub cache_entry: PathBuf,
     /// The storage database shared by every run of this runtime.
     pub storage: Arc<StorageService>,
     /// The kernel quotas of every run.
@@ -586,6 +588,7 @@ impl RuntimeInner {
             pre,
             cache: loaded.status,
             load_ms: loaded.millis,
+            cache_entry: loaded.path,
             storage: self.storage.clone(),
             quotas: self.quotas.clone(),
             run_cell: if manifest.has(Capability::Sessions) {

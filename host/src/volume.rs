@@ -106,6 +106,18 @@ impl SystemVolume {
         (self.hashes.len(), self.bytes)
     }
 
+    /// A digest of the verified manifest: every file's path and SHA-256.
+    pub fn digest(&self) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (path, hash) in &self.hashes {
+            h.update(path.as_bytes());
+            h.update(b"\0");
+            h.update(hash.as_bytes());
+            h.update(b"\n");
+        }
+        h.digest128()
+    }
+
     /// Whether `path` (any form) is a file of this volume whose content
     /// still matches the manifest: what makes an artifact trusted.
     pub fn verifies(&self, path: &Path, content: &[u8]) -> bool {

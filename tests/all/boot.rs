@@ -107,6 +107,95 @@ fn boot_reports_every_stage_in_order() {
     );
 }
 
+/// The languages' check details of a `boot --json`, by stage.
+fn check_details(o: &Output) -> (String, String) {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    let mut d = (String::new(), String::new());
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("JSON event");
+        let detail = e["detail"].as_str().unwrap_or("").to_string();
+        match (e["event"].as_str(), e["stage"].as_str()) {
+            (Some("done"), Some("languages")) => d.0 = detail,
+            (Some("done"), Some("stdlib")) => d.1 = detail,
+            _ => {}
+        }
+    }
+    d
+}
+
+#[test]
+fn passed_checks_are_not_rerun_until_something_they_depend_on_changes() {
+    // A cache of our own (hard links to the shared entries: nothing to
+    // compile), so no other test's boot replaces the record meanwhile.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let shared = test_config().cache_dir;
+    for e in std::fs::read_dir(&shared).expect("cache").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".cwasm") || name.ends_with(".sum") || name.ends_with(".stamp") {
+            std::fs::hard_link(e.path(), cache.path().join(&name)).expect("link");
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o700)).expect("0700");
+    let vol = volume_copy();
+    let envs = [
+        ("LLMOS_CACHE_DIR", cache.path()),
+        ("LLMOS_SYSTEM_VOLUME", vol.path()),
+    ];
+    let unchanged = "unchanged since it passed";
+
+    let (langs, stdlib) = check_details(&llmos(&envs, &["boot", "--json", "--recheck"]));
+    assert!(
+        !langs.contains(unchanged) && !stdlib.contains(unchanged),
+        "{langs} | {stdlib}"
+    );
+    let (langs, stdlib) = check_details(&llmos(&envs, &["boot", "--json"]));
+    for lang in ["javascript", "lua", "python"] {
+        for d in [&langs, &stdlib] {
+            assert!(d.contains(&format!("{lang} ({unchanged})")), "{d}");
+        }
+    }
+    // `--recheck` runs them all again.
+    let (langs, _) = check_details(&llmos(&envs, &["boot", "--json", "--recheck"]));
+    assert!(!langs.contains(unchanged), "{langs}");
+
+    // A changed check (with the volume's manifest regenerated, as `make`
+    // does) runs again.
+    let toml = vol.path().join("languages/python.toml");
+    let text = std::fs::read_to_string(&toml).expect("python.toml");
+    let changed = text.replace(
+        "sys.version_info[0] + 1",
+        "sys.version_info[0] + 1  # changed",
+    );
+    assert_ne!(text, changed, "the python check's source moved");
+    std::fs::write(&toml, changed).expect("write");
+    let manifest = llmos::volume::manifest(vol.path()).expect("manifest");
+    std::fs::write(vol.path().join("MANIFEST.sha256"), manifest).expect("manifest");
+    // The whole volume is part of every key: any change reruns every check.
+    let (langs, _) = check_details(&llmos(&envs, &["boot", "--json"]));
+    assert!(
+        langs.contains("python") && !langs.contains(unchanged),
+        "{langs}"
+    );
+    let (langs, _) = check_details(&llmos(&envs, &["boot", "--json"]));
+    assert!(langs.contains(&format!("python ({unchanged})")), "{langs}");
+
+    // A failing check is reported and not recorded: the next boot runs it.
+    let text = std::fs::read_to_string(&toml).expect("python.toml");
+    std::fs::write(&toml, text.replace("value = \"4\"", "value = \"5\"")).expect("write");
+    let manifest = llmos::volume::manifest(vol.path()).expect("manifest");
+    std::fs::write(vol.path().join("MANIFEST.sha256"), manifest).expect("manifest");
+    for _ in 0..2 {
+        let o = llmos(&envs, &["boot"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("returned Some(\"4\") instead of 5"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn a_tampered_system_volume_stops_boot_naming_the_file() {
     let vol = volume_copy();

@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use llmos::boot::{BootEvent, BootOptions, Stage};
 use llmos::{HostError, Llmos};
 
-pub fn show(json: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
+pub fn show(json: bool, recheck: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
     let opts = BootOptions {
         config,
         checks: true,
+        recheck,
         ..Default::default()
     };
     let rt = super::async_runtime()?;

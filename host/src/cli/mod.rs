@@ -112,6 +112,10 @@ pub enum Command {
         /// One JSON event per line on stdout.
         #[arg(long)]
         json: bool,
+        /// Run every language check, even those that passed on an
+        /// identical system (same executable, volume and components).
+        #[arg(long)]
+        recheck: bool,
     },
     /// Load every language (compiling components on first use) and report readiness.
     Check {
@@ -195,7 +199,7 @@ pub fn main() -> ExitCode {
         } => fix::replay(&trace, attempt, json, cli.verbose, cli.config),
         Command::Session { command } => session::session(command, cli.verbose, cli.config),
         Command::Snapshot { command } => session::snapshot(command, cli.verbose, cli.config),
-        Command::Boot { json } => boot::show(json, cli.config),
+        Command::Boot { json, recheck } => boot::show(json, recheck, cli.config),
         Command::Serve(args) => serve::serve(*args, cli.config),
         Command::Mcp => serve::mcp(cli.config),
         Command::Conformance { language, json } => {
