@@ -134,14 +134,39 @@ $(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)
 # Debian's wasi-libc lacks (see guests/lua/build.rs). A fixed string-hash
 # seed (luai_makeseed) keeps the snapshot reproducible: it is the same in
 # every run anyway, as it is baked into the snapshot.
-LUA_CFLAGS := -isystem /usr/include/wasm32-wasi -isystem $(ROOT)/guests/lua/csrc/include -Dluai_makeseed(L)=0x6c756121u
+LUA_CFLAGS := -isystem /usr/include/wasm32-wasi -isystem $(ROOT)/guests/lua/csrc/include -Dluai_makeseed(L)=0x6c756121u \
+  -include $(ROOT)/guests/lua/csrc/include/llmos_countdown.h
 
-$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup | $(STAMPS)/npm
+# lua-src (Lua's C sources for mlua) as crates.io ships it, plus our patches
+# (guests/lua/patches, each explains itself), checked against the checksum
+# Cargo.lock pinned and patched in target/vendor; guests/lua/Cargo.toml
+# points [patch.crates-io] there.
+LUA_SRC        := lua-src-551.0.2
+LUA_SRC_SHA256 := d400ffef0e3d4d29287092bdc5a276d0bf468b2c69709d5bab0d469312d9f947
+LUA_PATCHES    := $(sort $(wildcard guests/lua/patches/*.patch))
+
+$(VENDOR)/lua-src/.patched: $(LUA_PATCHES) $(STAMPS)/apt
+	@mkdir -p $(VENDOR)
+	rm -rf $(VENDOR)/lua-src $(VENDOR)/$(LUA_SRC)
+	[ -f $(VENDOR)/$(LUA_SRC).crate ] || { \
+	  curl -sSfL --retry 3 -o $(VENDOR)/$(LUA_SRC).crate.tmp \
+	    https://static.crates.io/crates/lua-src/$(LUA_SRC).crate && \
+	  mv $(VENDOR)/$(LUA_SRC).crate.tmp $(VENDOR)/$(LUA_SRC).crate; }
+	echo "$(LUA_SRC_SHA256)  $(VENDOR)/$(LUA_SRC).crate" | sha256sum -c --quiet - \
+	  || { rm -f $(VENDOR)/$(LUA_SRC).crate; exit 1; }
+	tar -xzf $(VENDOR)/$(LUA_SRC).crate -C $(VENDOR)
+	for p in $(LUA_PATCHES); do patch -d $(VENDOR)/$(LUA_SRC) -p1 --quiet --forward < $$p || exit 1; done
+	mv $(VENDOR)/$(LUA_SRC) $(VENDOR)/lua-src
+	@touch $@
+
+$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/lua-src/.patched | $(STAMPS)/npm
 	@mkdir -p $(COMPONENTS) $(STAMPS)
-	@# lua-src's build script does not track CFLAGS: rebuild Lua when they change.
-	@if [ "$$(cat $(STAMPS)/lua-cflags 2>/dev/null)" != '$(LUA_CFLAGS)' ]; then \
+	@# lua-src's build script tracks neither CFLAGS nor the patched sources:
+	@# rebuild Lua when either changes.
+	@if [ "$$(cat $(STAMPS)/lua-cflags 2>/dev/null)" != '$(LUA_CFLAGS) $(LUA_PATCHES)' ] \
+	    || [ $(VENDOR)/lua-src/.patched -nt $(STAMPS)/lua-cflags ]; then \
 	  (cd guests/lua && cargo clean -q --release --target wasm32-wasip2 -p mlua-sys) && \
-	  echo '$(LUA_CFLAGS)' > $(STAMPS)/lua-cflags; \
+	  echo '$(LUA_CFLAGS) $(LUA_PATCHES)' > $(STAMPS)/lua-cflags; \
 	fi
 	cd guests/lua && \
 	  CC_wasm32_wasip2=clang-22 AR_wasm32_wasip2=llvm-ar-22 CFLAGS_wasm32_wasip2="$(LUA_CFLAGS)" \

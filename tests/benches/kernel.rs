@@ -121,6 +121,13 @@ impl Table {
     }
 }
 
+/// Whether a section of the table is wanted: all of them unless
+/// `LLMOS_BENCH_ONLY` lists some (comma-separated: start, boot, sandbox,
+/// fib, kernel, concurrent).
+fn wanted(section: &str) -> bool {
+    std::env::var("LLMOS_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing to filter here.
     let cfg = test_config();
@@ -140,278 +147,290 @@ fn main() {
             runtime.prepare(lang, metered).expect("prepare");
         }
     }
-
-    // --- warm start -------------------------------------------------------
     let bin = llmos_bin();
-    let n = iterations(30);
-    let warm_process = time_ms(n, || {
-        let st = Command::new(&bin)
-            .args(["check", "--json"])
-            .env("LLMOS_COMPONENTS", &cfg.components_dir)
-            .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
-            .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
-            .output()
-            .expect("spawn llmos");
-        assert!(st.status.success());
-    });
-    t.row(
-        "warm start: `llmos check` process, both ready",
-        format!("{warm_process:.2} ms"),
-        "target ≤ 20 ms",
-    );
-    let warm_inproc = time_ms(n, || {
-        let rt = Runtime::new(cfg.clone()).expect("runtime");
-        for lang in langs {
-            rt.prepare(lang, true).expect("prepare");
-        }
-    });
-    t.row(
-        "warm start: in-process, both ready",
-        format!("{warm_inproc:.2} ms"),
-        "engine + verify + deserialize + link",
-    );
-
-    // --- boot (`llmos boot`: config, verified volumes, runtime, checks) ---
-    let boot = |cache: &std::path::Path| -> (f64, Vec<(String, f64)>) {
-        let t = Instant::now();
-        let out = Command::new(&bin)
-            .args(["boot", "--json"])
-            .env("LLMOS_COMPONENTS", &cfg.components_dir)
-            .env("LLMOS_CACHE_DIR", cache)
-            .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
-            .env("LLMOS_DATA_DIR", &cfg.data_dir)
-            .output()
-            .expect("spawn llmos");
-        let wall = t.elapsed().as_secs_f64() * 1e3;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stages = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "done")
-            .map(|e| {
-                (
-                    e["stage"].as_str().unwrap_or("").to_string(),
-                    e["ms"].as_f64().unwrap_or(0.0),
-                )
-            })
-            .collect();
-        (wall, stages)
-    };
-    let warm_boot = median(
-        (0..iterations(20))
-            .map(|_| boot(&cfg.cache_dir).0)
-            .collect(),
-    );
-    t.row(
-        "warm boot: `llmos boot` process → system ready",
-        format!("{warm_boot:.2} ms"),
-        "target ≤ 30 ms (incl. Python + stdlib checks)",
-    );
-    if std::env::var_os("LLMOS_BENCH_QUICK").is_none() {
-        let empty = tempfile::tempdir().expect("tempdir");
-        let (cold, stages) = boot(empty.path());
-        let detail: Vec<String> = stages
-            .iter()
-            .filter(|(s, _)| s != "ready")
-            .map(|(s, ms)| format!("{s} {ms:.0} ms"))
-            .collect();
-        t.row(
-            "cold boot (empty cache): process → ready",
-            format!("{:.2} s", cold / 1e3),
-            format!("target < 10 s; {}", detail.join(", ")),
-        );
-    }
-
-    // --- fresh sandbox + trivial artifact ---------------------------------
-    let n = iterations(200);
     let js = runtime.prepare("javascript", true).expect("js");
     let py = runtime.prepare("python", true).expect("python");
-    let js_trivial = sandbox_ms(&js, "js", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
-    t.row(
-        "fresh sandbox + `1+1`: JavaScript",
-        format!("{js_trivial:.3} ms"),
-        "target ≤ 0.3 ms",
-    );
-    let py_trivial = sandbox_ms(&py, "python", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
-    t.row(
-        "fresh sandbox + `1+1`: Python",
-        format!("{py_trivial:.3} ms"),
-        "target ≤ 2 ms",
-    );
 
-    // --- fib --------------------------------------------------------------
-    let n = iterations(25);
-    let js_un = runtime.prepare("javascript", false).expect("js");
-    let py_un = runtime.prepare("python", false).expect("python");
-    let js_src = |k: u32| JS_FIB.replace('N', &k.to_string());
-    let py_src = |k: u32| PY_FIB.replace("(N)", &format!("({k})"));
-
-    let js_native = native_quickjs_fib_ms(n);
-    fib_rows(
-        &mut t,
-        "JS fib(25)",
-        [&js, &js_un],
-        "js",
-        [&js_src(0), &js_src(25)],
-        Some(js_native),
-        n,
-    );
-    t.row(
-        "JS fib(25) native QuickJS (rquickjs 0.14)",
-        format!("{js_native:.2} ms"),
-        "baseline",
-    );
-    let py_native = native_python_fib_ms(n);
-    fib_rows(
-        &mut t,
-        "Python fib(22)",
-        [&py, &py_un],
-        "python",
-        [&py_src(0), &py_src(22)],
-        py_native,
-        n,
-    );
-    match py_native {
-        Some(native) => t.row(
-            "Python fib(22) native python3",
-            format!("{native:.2} ms"),
-            "baseline",
-        ),
-        None => t.row(
-            "Python fib(22) native python3",
-            "n/a".into(),
-            "python3 not found",
-        ),
-    }
-
-    let lua = runtime.prepare("lua", true).expect("lua");
-    let lua_un = runtime.prepare("lua", false).expect("lua");
-    let lua_src = |k: u32| LUA_FIB.replace("(N)", &format!("({k})"));
-    let lua_native = native_lua_fib_ms(n);
-    fib_rows(
-        &mut t,
-        "Lua fib(25)",
-        [&lua, &lua_un],
-        "lua",
-        [&lua_src(0), &lua_src(25)],
-        lua_native,
-        n,
-    );
-    t.row(
-        "Lua fib(25) native lua5.4 (Debian)",
-        lua_native.map_or("n/a".into(), |m| format!("{m:.2} ms")),
-        if lua_native.is_some() {
-            "baseline"
-        } else {
-            "lua5.4 not found"
-        },
-    );
-
-    // --- kernel API calls -------------------------------------------------
-    // Per-call cost: (run making N calls − the same run making none) / N.
-    let n = iterations(15);
-    let calls = 10_000;
-    let kernel_cases: [(&str, &Prepared, &str, &str); 4] = [
-        (
-            "JS kernel.storage.get",
-            &js,
-            "js",
-            "kernel.storage.set('k', {a: 1}); for (let i = 0; i < N; i++) kernel.storage.get('k');",
-        ),
-        (
-            "JS kernel.log.info",
-            &js,
-            "js",
-            "for (let i = 0; i < N; i++) kernel.log.info('tick', {i});",
-        ),
-        (
-            "Python storage.get",
-            &py,
-            "python",
-            "from llmos import storage\nstorage.set('k', {'a': 1})\nfor i in range(N):\n    storage.get('k')",
-        ),
-        (
-            "Python log.info",
-            &py,
-            "python",
-            "from llmos import log\nfor i in range(N):\n    log.info('tick', i=i)",
-        ),
-    ];
-    for (what, p, lang, src) in kernel_cases {
-        let fuel = Some(llmos::limits::DEFAULT_FUEL);
-        let with = sandbox_ms(p, lang, &src.replace('N', &calls.to_string()), fuel, n);
-        let without = sandbox_ms(p, lang, &src.replace('N', "0"), fuel, n);
-        let us = (with - without) * 1e3 / calls as f64;
+    // --- warm start -------------------------------------------------------
+    if wanted("start") {
+        let n = iterations(30);
+        let warm_process = time_ms(n, || {
+            let st = Command::new(&bin)
+                .args(["check", "--json"])
+                .env("LLMOS_COMPONENTS", &cfg.components_dir)
+                .env("LLMOS_CACHE_DIR", &cfg.cache_dir)
+                .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+                .output()
+                .expect("spawn llmos");
+            assert!(st.status.success());
+        });
         t.row(
-            &format!("{what}, per call ({calls} in a run)"),
-            format!("{us:.2} µs"),
-            "target < 5 µs",
+            "warm start: `llmos check` process, both ready",
+            format!("{warm_process:.2} ms"),
+            "target ≤ 20 ms",
+        );
+        let warm_inproc = time_ms(n, || {
+            let rt = Runtime::new(cfg.clone()).expect("runtime");
+            for lang in langs {
+                rt.prepare(lang, true).expect("prepare");
+            }
+        });
+        t.row(
+            "warm start: in-process, both ready",
+            format!("{warm_inproc:.2} ms"),
+            "engine + verify + deserialize + link",
+        );
+
+    }
+    // --- boot (`llmos boot`: config, verified volumes, runtime, checks) ---
+    if wanted("boot") {
+        let boot = |cache: &std::path::Path| -> (f64, Vec<(String, f64)>) {
+            let t = Instant::now();
+            let out = Command::new(&bin)
+                .args(["boot", "--json"])
+                .env("LLMOS_COMPONENTS", &cfg.components_dir)
+                .env("LLMOS_CACHE_DIR", cache)
+                .env("LLMOS_SYSTEM_VOLUME", &cfg.system_volume)
+                .env("LLMOS_DATA_DIR", &cfg.data_dir)
+                .output()
+                .expect("spawn llmos");
+            let wall = t.elapsed().as_secs_f64() * 1e3;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stages = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["event"] == "done")
+                .map(|e| {
+                    (
+                        e["stage"].as_str().unwrap_or("").to_string(),
+                        e["ms"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect();
+            (wall, stages)
+        };
+        let warm_boot = median(
+            (0..iterations(20))
+                .map(|_| boot(&cfg.cache_dir).0)
+                .collect(),
+        );
+        t.row(
+            "warm boot: `llmos boot` process → system ready",
+            format!("{warm_boot:.2} ms"),
+            "target ≤ 30 ms (incl. Python + stdlib checks)",
+        );
+        if std::env::var_os("LLMOS_BENCH_QUICK").is_none() {
+            let empty = tempfile::tempdir().expect("tempdir");
+            let (cold, stages) = boot(empty.path());
+            let detail: Vec<String> = stages
+                .iter()
+                .filter(|(s, _)| s != "ready")
+                .map(|(s, ms)| format!("{s} {ms:.0} ms"))
+                .collect();
+            t.row(
+                "cold boot (empty cache): process → ready",
+                format!("{:.2} s", cold / 1e3),
+                format!("target < 10 s; {}", detail.join(", ")),
+            );
+        }
+
+    }
+    // --- fresh sandbox + trivial artifact ---------------------------------
+    if wanted("sandbox") {
+        let n = iterations(200);
+        let js_trivial = sandbox_ms(&js, "js", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
+        t.row(
+            "fresh sandbox + `1+1`: JavaScript",
+            format!("{js_trivial:.3} ms"),
+            "target ≤ 0.3 ms",
+        );
+        let py_trivial = sandbox_ms(&py, "python", "1+1", Some(llmos::limits::DEFAULT_FUEL), n);
+        t.row(
+            "fresh sandbox + `1+1`: Python",
+            format!("{py_trivial:.3} ms"),
+            "target ≤ 2 ms",
+        );
+
+    }
+    // --- fib --------------------------------------------------------------
+    if wanted("fib") {
+        let n = iterations(25);
+        let js_un = runtime.prepare("javascript", false).expect("js");
+        let py_un = runtime.prepare("python", false).expect("python");
+        let js_src = |k: u32| JS_FIB.replace('N', &k.to_string());
+        let py_src = |k: u32| PY_FIB.replace("(N)", &format!("({k})"));
+
+        let js_native = native_quickjs_fib_ms(n);
+        fib_rows(
+            &mut t,
+            "JS fib(25)",
+            [&js, &js_un],
+            "js",
+            [&js_src(0), &js_src(25)],
+            Some(js_native),
+            n,
+        );
+        t.row(
+            "JS fib(25) native QuickJS (rquickjs 0.14)",
+            format!("{js_native:.2} ms"),
+            "baseline",
+        );
+        let py_native = native_python_fib_ms(n);
+        fib_rows(
+            &mut t,
+            "Python fib(22)",
+            [&py, &py_un],
+            "python",
+            [&py_src(0), &py_src(22)],
+            py_native,
+            n,
+        );
+        match py_native {
+            Some(native) => t.row(
+                "Python fib(22) native python3",
+                format!("{native:.2} ms"),
+                "baseline",
+            ),
+            None => t.row(
+                "Python fib(22) native python3",
+                "n/a".into(),
+                "python3 not found",
+            ),
+        }
+
+        let lua = runtime.prepare("lua", true).expect("lua");
+        let lua_un = runtime.prepare("lua", false).expect("lua");
+        let lua_src = |k: u32| LUA_FIB.replace("(N)", &format!("({k})"));
+        let lua_native = native_lua_fib_ms(n);
+        fib_rows(
+            &mut t,
+            "Lua fib(25)",
+            [&lua, &lua_un],
+            "lua",
+            [&lua_src(0), &lua_src(25)],
+            lua_native,
+            n,
+        );
+        t.row(
+            "Lua fib(25) native lua5.4 (Debian)",
+            lua_native.map_or("n/a".into(), |m| format!("{m:.2} ms")),
+            if lua_native.is_some() {
+                "baseline"
+            } else {
+                "lua5.4 not found"
+            },
+        );
+
+    }
+    // --- kernel API calls -------------------------------------------------
+    if wanted("kernel") {
+        // Per-call cost: (run making N calls − the same run making none) / N.
+        let n = iterations(15);
+        let calls = 10_000;
+        let kernel_cases: [(&str, &Prepared, &str, &str); 4] = [
+            (
+                "JS kernel.storage.get",
+                &js,
+                "js",
+                "kernel.storage.set('k', {a: 1}); for (let i = 0; i < N; i++) kernel.storage.get('k');",
+            ),
+            (
+                "JS kernel.log.info",
+                &js,
+                "js",
+                "for (let i = 0; i < N; i++) kernel.log.info('tick', {i});",
+            ),
+            (
+                "Python storage.get",
+                &py,
+                "python",
+                "from llmos import storage\nstorage.set('k', {'a': 1})\nfor i in range(N):\n    storage.get('k')",
+            ),
+            (
+                "Python log.info",
+                &py,
+                "python",
+                "from llmos import log\nfor i in range(N):\n    log.info('tick', i=i)",
+            ),
+        ];
+        for (what, p, lang, src) in kernel_cases {
+            let fuel = Some(llmos::limits::DEFAULT_FUEL);
+            let with = sandbox_ms(p, lang, &src.replace('N', &calls.to_string()), fuel, n);
+            let without = sandbox_ms(p, lang, &src.replace('N', "0"), fuel, n);
+            let us = (with - without) * 1e3 / calls as f64;
+            t.row(
+                &format!("{what}, per call ({calls} in a run)"),
+                format!("{us:.2} µs"),
+                "target < 5 µs",
+            );
+        }
+        let plot_js = "const d = []; for (let i = 0; i < N; i++) d.push(Math.sin(i / 100));";
+        let with = sandbox_ms(
+            &js,
+            "js",
+            &format!(
+                "{} kernel.viz.plot(d, {{title: 'sine'}});",
+                plot_js.replace('N', "10000")
+            ),
+            Some(llmos::limits::DEFAULT_FUEL),
+            n,
+        );
+        let without = sandbox_ms(
+            &js,
+            "js",
+            &plot_js.replace('N', "10000"),
+            Some(llmos::limits::DEFAULT_FUEL),
+            n,
+        );
+        t.row(
+            "JS kernel.viz.plot, 10,000-point line (SVG+PNG)",
+            format!("{:.2} ms", with - without),
+            "whole call: JSON, chart, rasterize",
+        );
+
+    }
+    // --- many concurrent sandboxes (the batch design) --------------------
+    if wanted("concurrent") {
+        // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;
+        // fuel_async_yield_interval keeps long runs from starving the others.
+        let total = iterations(2000);
+        let threads = std::env::var("LLMOS_BENCH_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            });
+        let mt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let start = Instant::now();
+        mt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..total {
+                let p = js.clone();
+                set.spawn(async move {
+                    let req = RunRequest::new("js", format!("{i} * 2"));
+                    run_prepared(&p, &req).await.map(|o| o.status)
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                assert!(matches!(r, Ok(Ok(Status::Ok))), "{r:?}");
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        t.row(
+            &format!("{total} concurrent JS sandboxes ({threads} threads)"),
+            format!("{:.0} runs/s", total as f64 / secs),
+            format!("{:.3} ms per run", secs * 1e3 / total as f64),
         );
     }
-    let plot_js = "const d = []; for (let i = 0; i < N; i++) d.push(Math.sin(i / 100));";
-    let with = sandbox_ms(
-        &js,
-        "js",
-        &format!(
-            "{} kernel.viz.plot(d, {{title: 'sine'}});",
-            plot_js.replace('N', "10000")
-        ),
-        Some(llmos::limits::DEFAULT_FUEL),
-        n,
-    );
-    let without = sandbox_ms(
-        &js,
-        "js",
-        &plot_js.replace('N', "10000"),
-        Some(llmos::limits::DEFAULT_FUEL),
-        n,
-    );
-    t.row(
-        "JS kernel.viz.plot, 10,000-point line (SVG+PNG)",
-        format!("{:.2} ms", with - without),
-        "whole call: JSON, chart, rasterize",
-    );
-
-    // --- many concurrent sandboxes (the batch design) --------------------
-    // Async Wasmtime on a multi-threaded tokio runtime: each run is a task;
-    // fuel_async_yield_interval keeps long runs from starving the others.
-    let total = iterations(2000);
-    let threads = std::env::var("LLMOS_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let start = Instant::now();
-    mt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..total {
-            let p = js.clone();
-            set.spawn(async move {
-                let req = RunRequest::new("js", format!("{i} * 2"));
-                run_prepared(&p, &req).await.map(|o| o.status)
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            assert!(matches!(r, Ok(Ok(Status::Ok))), "{r:?}");
-        }
-    });
-    let secs = start.elapsed().as_secs_f64();
-    t.row(
-        &format!("{total} concurrent JS sandboxes ({threads} threads)"),
-        format!("{:.0} runs/s", total as f64 / secs),
-        format!("{:.3} ms per run", secs * 1e3 / total as f64),
-    );
     println!("  ({} rows)", t.0.len());
 }

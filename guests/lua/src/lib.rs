@@ -409,15 +409,38 @@ unsafe extern "C-unwind" fn native_exiting(l: *mut lua_State) -> c_int {
     1
 }
 
-/// Instructions between two polls of the run's budgets.
+/// Lua calls and jumps between two polls of the run's budgets.
 const STOP_POLL: c_int = 10_000;
 
-/// The count hook: polls the run's budgets (`process.budget`) and stops the
-/// artifact with an error just before the host would trap (a twentieth of
-/// the budget left, at most 20 M fuel or 100 ms), so its position and stack
-/// can be reported; once stopped, every later poll raises again and the
-/// prelude's `pcall` will not catch it.
+/// The VM's countdown of calls and jumps (`luai_countdown`, see
+/// `patches/countdown.patch` and `csrc/include/llmos_countdown.h`).
+#[no_mangle]
+static mut llmos_lua_countdown: c_int = STOP_POLL;
+
+/// Called by the VM when the countdown runs out: while an artifact runs,
+/// install a count hook for the very next instruction, where [`stop_hook`]
+/// polls the budgets with the VM's position saved. (A count hook left on
+/// for the whole run would make every instruction call `luaG_traceexec`.)
+/// Once stopped, the countdown is 1, so every call or jump raises again.
+#[no_mangle]
+unsafe extern "C" fn llmos_lua_poll(l: *mut lua_State) {
+    let stopped = STOPPED.with(|s| s.get()).is_some();
+    llmos_lua_countdown = if stopped { 1 } else { STOP_POLL };
+    // `l` is the thread running: the artifact's or one of its coroutines.
+    if !RUNNING.with(|r| r.get()).is_null() && !l.is_null() {
+        // Safe from anywhere in the VM: `lua_sethook` is the one API
+        // function meant to be called asynchronously (from signal handlers).
+        ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, 1);
+    }
+}
+
+/// The one-shot count hook: removes itself, polls the run's budgets
+/// (`process.budget`) and stops the artifact with an error just before the
+/// host would trap (a twentieth of the budget left, at most 20 M fuel or
+/// 100 ms), so its position and stack can be reported; once stopped, every
+/// later poll raises again and the prelude's `pcall` will not catch it.
 unsafe extern "C-unwind" fn stop_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    ffi::lua_sethook(l, None, 0, 0);
     if STOPPED.with(|s| s.get()).is_none() {
         let b = llmos::kernel::process::budget();
         let near_fuel = match (b.fuel_limit, b.fuel_left) {
@@ -557,7 +580,7 @@ unsafe fn evaluate(st: State, source: &str, filename: &str) -> Result<Option<Str
     BALLAST.with(|b| b.set(Some(ballast)));
     RUNNING.with(|r| r.set(l));
     STOPPED.with(|s| s.set(None));
-    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, STOP_POLL);
+    llmos_lua_countdown = STOP_POLL;
     let status = ffi::lua_pcall(l, 0, ffi::LUA_MULTRET, 1);
     ffi::lua_sethook(l, None, 0, 0);
     RUNNING.with(|r| r.set(ptr::null_mut()));
