@@ -575,7 +575,7 @@ async fn check_languages(
         });
         if stdlib { &mut stdlibs } else { &mut instances }.push(r);
     }
-    if instances.iter().chain(&stdlibs).all(Result::is_ok) {
+    if instances.iter().chain(&stdlibs).all(Result::is_ok) && passed != record.passed {
         record.save(&passed);
     }
     let summary = |r: Vec<Result<String, HostError>>, what: &str| {
