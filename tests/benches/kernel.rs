@@ -96,6 +96,7 @@ fn native_python_fib_ms(n: usize) -> Option<f64> {
 
 /// Rows for a fib artifact in the sandbox with fuel and without, as time
 /// beyond the same artifact computing fib(0), against a native baseline.
+#[allow(clippy::too_many_arguments)] // one call per language, each argument named at it
 fn fib_rows(
     t: &mut Table,
     what: &str,
