@@ -96,24 +96,31 @@ guests: $(COMPONENTS)/quickjs.wasm $(COMPONENTS)/python.wasm $(COMPONENTS)/lua.w
 # each explains itself). The crate is fetched from crates.io, checked against
 # the checksum Cargo.lock pinned before patching, and patched in target/vendor;
 # guests/quickjs/Cargo.toml points [patch.crates-io] there.
-RQUICKJS_SYS        := rquickjs-sys-0.14.0
-RQUICKJS_SYS_SHA256 := cee271d0eeba64f0915b846cb7ae02e16faf3dfdffdca91731101d9d30fe3423
-VENDOR              := $(ROOT)/target/vendor
-QUICKJS_PATCHES     := $(sort $(wildcard guests/quickjs/patches/*.patch))
+RQUICKJS_SYS_VERSION := 0.14.0
+RQUICKJS_SYS_SHA256  := cee271d0eeba64f0915b846cb7ae02e16faf3dfdffdca91731101d9d30fe3423
+VENDOR               := $(ROOT)/target/vendor
+QUICKJS_PATCHES      := $(sort $(wildcard guests/quickjs/patches/*.patch))
+
+# $(call vendor-crate,CRATE,VERSION,SHA256,PATCHES): the recipe that puts
+# CRATE-VERSION from crates.io, checked against SHA256 (Cargo.lock's
+# checksum) and with PATCHES applied, in $(VENDOR)/CRATE.
+define vendor-crate
+	@mkdir -p $(VENDOR)
+	rm -rf $(VENDOR)/$(1) $(VENDOR)/$(1)-$(2)
+	[ -f $(VENDOR)/$(1)-$(2).crate ] || { \
+	  curl -sSfL --retry 3 -o $(VENDOR)/$(1)-$(2).crate.tmp \
+	    https://static.crates.io/crates/$(1)/$(1)-$(2).crate && \
+	  mv $(VENDOR)/$(1)-$(2).crate.tmp $(VENDOR)/$(1)-$(2).crate; }
+	echo "$(3)  $(VENDOR)/$(1)-$(2).crate" | sha256sum -c --quiet - \
+	  || { rm -f $(VENDOR)/$(1)-$(2).crate; exit 1; }
+	tar -xzf $(VENDOR)/$(1)-$(2).crate -C $(VENDOR)
+	for p in $(4); do patch -d $(VENDOR)/$(1)-$(2) -p1 --quiet --forward < $$p || exit 1; done
+	mv $(VENDOR)/$(1)-$(2) $(VENDOR)/$(1)
+	@touch $(VENDOR)/$(1)/.patched
+endef
 
 $(VENDOR)/rquickjs-sys/.patched: $(QUICKJS_PATCHES) $(STAMPS)/apt
-	@mkdir -p $(VENDOR)
-	rm -rf $(VENDOR)/rquickjs-sys $(VENDOR)/$(RQUICKJS_SYS)
-	[ -f $(VENDOR)/$(RQUICKJS_SYS).crate ] || { \
-	  curl -sSfL --retry 3 -o $(VENDOR)/$(RQUICKJS_SYS).crate.tmp \
-	    https://static.crates.io/crates/rquickjs-sys/$(RQUICKJS_SYS).crate && \
-	  mv $(VENDOR)/$(RQUICKJS_SYS).crate.tmp $(VENDOR)/$(RQUICKJS_SYS).crate; }
-	echo "$(RQUICKJS_SYS_SHA256)  $(VENDOR)/$(RQUICKJS_SYS).crate" | sha256sum -c --quiet - \
-	  || { rm -f $(VENDOR)/$(RQUICKJS_SYS).crate; exit 1; }
-	tar -xzf $(VENDOR)/$(RQUICKJS_SYS).crate -C $(VENDOR)
-	for p in $(QUICKJS_PATCHES); do patch -d $(VENDOR)/$(RQUICKJS_SYS) -p1 --quiet --forward < $$p || exit 1; done
-	mv $(VENDOR)/$(RQUICKJS_SYS) $(VENDOR)/rquickjs-sys
-	@touch $@
+	$(call vendor-crate,rquickjs-sys,$(RQUICKJS_SYS_VERSION),$(RQUICKJS_SYS_SHA256),$(QUICKJS_PATCHES))
 
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
 # QuickJS's C is compiled by clang-22 (see LUA_APT_PACKAGES).
@@ -144,23 +151,12 @@ LUA_CFLAGS := -isystem /usr/include/wasm32-wasi -isystem $(ROOT)/guests/lua/csrc
 # (guests/lua/patches, each explains itself), checked against the checksum
 # Cargo.lock pinned and patched in target/vendor; guests/lua/Cargo.toml
 # points [patch.crates-io] there.
-LUA_SRC        := lua-src-551.0.2
-LUA_SRC_SHA256 := d400ffef0e3d4d29287092bdc5a276d0bf468b2c69709d5bab0d469312d9f947
-LUA_PATCHES    := $(sort $(wildcard guests/lua/patches/*.patch))
+LUA_SRC_VERSION := 551.0.2
+LUA_SRC_SHA256  := d400ffef0e3d4d29287092bdc5a276d0bf468b2c69709d5bab0d469312d9f947
+LUA_PATCHES     := $(sort $(wildcard guests/lua/patches/*.patch))
 
 $(VENDOR)/lua-src/.patched: $(LUA_PATCHES) $(STAMPS)/apt
-	@mkdir -p $(VENDOR)
-	rm -rf $(VENDOR)/lua-src $(VENDOR)/$(LUA_SRC)
-	[ -f $(VENDOR)/$(LUA_SRC).crate ] || { \
-	  curl -sSfL --retry 3 -o $(VENDOR)/$(LUA_SRC).crate.tmp \
-	    https://static.crates.io/crates/lua-src/$(LUA_SRC).crate && \
-	  mv $(VENDOR)/$(LUA_SRC).crate.tmp $(VENDOR)/$(LUA_SRC).crate; }
-	echo "$(LUA_SRC_SHA256)  $(VENDOR)/$(LUA_SRC).crate" | sha256sum -c --quiet - \
-	  || { rm -f $(VENDOR)/$(LUA_SRC).crate; exit 1; }
-	tar -xzf $(VENDOR)/$(LUA_SRC).crate -C $(VENDOR)
-	for p in $(LUA_PATCHES); do patch -d $(VENDOR)/$(LUA_SRC) -p1 --quiet --forward < $$p || exit 1; done
-	mv $(VENDOR)/$(LUA_SRC) $(VENDOR)/lua-src
-	@touch $@
+	$(call vendor-crate,lua-src,$(LUA_SRC_VERSION),$(LUA_SRC_SHA256),$(LUA_PATCHES))
 
 $(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/lua-src/.patched | $(STAMPS)/npm
 	@mkdir -p $(COMPONENTS) $(STAMPS)

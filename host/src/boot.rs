@@ -461,19 +461,7 @@ impl CheckRecord {
         let exe = std::env::current_exe()
             .and_then(std::fs::metadata)
             .ok()
-            .map(|m| {
-                use std::os::unix::fs::MetadataExt;
-                format!(
-                    "{} {} {} {}.{:09} {}.{:09}",
-                    m.dev(),
-                    m.ino(),
-                    m.len(),
-                    m.mtime(),
-                    m.mtime_nsec(),
-                    m.ctime(),
-                    m.ctime_nsec()
-                )
-            });
+            .map(|m| crate::cache::file_identity(&m));
         let base = exe.map(|exe| {
             format!(
                 "llmos {} wasmtime {} exe {exe} volume {:032x}",

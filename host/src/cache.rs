@@ -174,6 +174,24 @@ impl Verified {
 /// recorded in its `.ok` file (see the module docs).
 pub const RACY_SECS: i64 = 2;
 
+/// A file's identity: device, inode, length, mtime and ctime (to the
+/// nanosecond). Any change made through the filesystem changes it: a write,
+/// truncation, `touch` or rename over the path (the ctime cannot be set by
+/// a process). Shared by the cache's `.ok` records and boot's check record.
+pub(crate) fn file_identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {} {}.{:09} {}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
 /// Write a new 0600 file (for the cache's sidecars).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -360,22 +378,6 @@ impl ComponentCache {
         path.with_extension("ok")
     }
 
-    /// The identity of an open file, and its ctime.
-    fn file_identity(meta: &std::fs::Metadata) -> (String, i64) {
-        use std::os::unix::fs::MetadataExt;
-        let id = format!(
-            "{} {} {} {}.{:09} {}.{:09}",
-            meta.dev(),
-            meta.ino(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        );
-        (id, meta.ctime())
-    }
-
     fn read_verified_at(path: &Path, now: std::time::SystemTime) -> Result<Verified, Rebuild> {
         let sum = match std::fs::read_to_string(Self::sum_path(path)) {
             Ok(s) => s,
@@ -401,7 +403,10 @@ impl ComponentCache {
         let mapped = Path::new("/proc/self/fd").is_dir();
         // The identity of the file opened (not of the path, which a writer
         // may rename over meanwhile), and what an earlier check recorded.
-        let identity = file.metadata().ok().map(|m| Self::file_identity(&m));
+        let identity = file.metadata().ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (file_identity(&m), m.ctime())
+        });
         let record = identity
             .as_ref()
             .map(|(id, _)| format!("{id} {}\n", sum.trim()));
