@@ -473,24 +473,33 @@ impl CheckRecord {
         CheckRecord { path, passed, base }
     }
 
-    /// The key of one check on a prepared language, if it can be keyed.
-    fn key(&self, p: &Prepared, stdlib: bool, c: &Check) -> Option<String> {
+    /// What the keys of a prepared language's checks share: the base, the
+    /// language, its precompiled entry and that entry's checksum (`None`
+    /// when it cannot be keyed; its checks then always run).
+    fn language(&self, p: &Prepared) -> Option<String> {
         let base = self.base.as_ref()?;
         let sum = std::fs::read_to_string(p.cache_entry.with_extension("sum")).ok()?;
+        Some(format!(
+            "{base} language {} entry {} sum {}",
+            p.language.name,
+            p.cache_entry.display(),
+            sum.trim()
+        ))
+    }
+
+    /// The key of one check of a language keyed by [`Self::language`].
+    fn key(language: &str, stdlib: bool, c: &Check) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for part in [
-            base.as_str(),
-            &p.language.name,
+            language,
             if stdlib { "stdlib" } else { "instance" },
             &c.source,
             &c.value,
-            &p.cache_entry.to_string_lossy(),
-            sum.trim(),
         ] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        Some(format!("{:032x}", h.digest128()))
+        format!("{:032x}", h.digest128())
     }
 
     /// Replace the record with the keys of this boot's passed checks (a
@@ -525,14 +534,18 @@ async fn check_languages(
     let mut checks = tokio::task::JoinSet::new();
     let (mut instances, mut stdlibs) = (Vec::new(), Vec::new());
     for m in runtime.languages().iter() {
+        // A language that cannot load has no key: its checks then run and
+        // report the failure like any other.
+        if m.check.instance.is_none() && m.check.stdlib.is_none() {
+            continue;
+        }
+        let language = match runtime.prepare_async(&m.name, true).await {
+            Ok(prepared) => record.language(&prepared),
+            Err(_) => None,
+        };
         for (stdlib, c) in [(false, &m.check.instance), (true, &m.check.stdlib)] {
             let Some(c) = c.clone() else { continue };
-            // A language that cannot load has no key: its check then runs
-            // and reports the failure like any other.
-            let key = match runtime.prepare_async(&m.name, true).await {
-                Ok(prepared) => record.key(&prepared, stdlib, &c),
-                Err(_) => None,
-            };
+            let key = language.as_deref().map(|l| CheckRecord::key(l, stdlib, &c));
             if let Some(k) = key.as_ref().filter(|k| record.passed.contains(*k)) {
                 passed.insert(k.clone());
                 let name = format!("{} (unchanged since it passed)", m.name);

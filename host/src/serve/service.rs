@@ -1421,29 +1421,34 @@ impl Service {
 
     // ----- snapshots -----
 
-    fn snapshot_dir(&self) -> Result<std::path::PathBuf> {
-        Ok(self.llmos()?.data_dir().join("snapshots"))
+    /// Named snapshots: journals kept like sessions' (same names, files and
+    /// listing) in `<data dir>/snapshots`.
+    fn snapshot_store(&self) -> Result<crate::session::SessionDir> {
+        Ok(crate::session::SessionDir::new(
+            self.llmos()?.data_dir().join("snapshots"),
+        ))
     }
 
     fn snapshot(&self, name: &str) -> Result<crate::Journal> {
-        crate::session::check_name(name).map_err(ServiceError::from)?;
-        let path = self.snapshot_dir()?.join(format!("{name}.json"));
-        if !path.exists() {
+        let store = self.snapshot_store()?;
+        if !store.exists(name).map_err(ServiceError::from)? {
             return Err(ServiceError::NotFound(format!("no snapshot `{name}`")));
         }
-        Ok(crate::Journal::read(&path)?)
+        Ok(crate::Journal::read(&store.path(name)?)?)
     }
 
-    /// Freeze a session into a named snapshot.
+    /// Freeze a live session into a named snapshot.
     pub async fn create_snapshot(self: &Arc<Self>, body: SnapshotBody) -> Result<Value> {
         let name = body.name.clone().unwrap_or_else(|| body.session.clone());
-        crate::session::check_name(&name).map_err(ServiceError::from)?;
+        let store = self.snapshot_store()?;
+        let path = store.path(&name).map_err(ServiceError::from)?;
         let live = self.live_session(&body.session).await?;
         let s = live.lock().await;
-        let dir = self.snapshot_dir()?;
-        std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Host(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ServiceError::Host(e.to_string()))?;
+        }
         let journal = s.session.journal();
-        journal.write(&dir.join(format!("{name}.json")))?;
+        journal.write(&path)?;
         Ok(
             json!({"name": name, "session": body.session, "language": journal.language, "cells": journal.cells.len()}),
         )
@@ -1451,25 +1456,12 @@ impl Service {
 
     /// Every snapshot.
     pub fn snapshots(&self) -> Result<Vec<Value>> {
-        let dir = self.snapshot_dir()?;
-        let mut out = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let path = e.path();
-                let Some(name) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".json"))
-                else {
-                    continue;
-                };
-                if let Ok(j) = crate::Journal::read(&path) {
-                    out.push(json!({"name": name, "language": j.language, "cells": j.cells.len()}));
-                }
-            }
-        }
-        out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        Ok(out)
+        Ok(self
+            .snapshot_store()?
+            .list()?
+            .into_iter()
+            .map(|i| json!({"name": i.name, "language": i.language, "cells": i.cells}))
+            .collect())
     }
 
     // ----- batches -----
