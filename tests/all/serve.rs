@@ -547,6 +547,14 @@ fn sessions_snapshots_and_batches_over_http() {
         json!({"session": "nb", "name": "nb-snap"}),
     );
     assert_eq!(st, 201, "{snap}");
+    let (st, list) = get(&s, "/v1/snapshots");
+    assert_eq!(st, 200, "{list}");
+    let listed = list.as_array().map(|a| {
+        a.iter().any(|e| {
+            e["name"] == "nb-snap" && e["language"] == "python" && e["cells"] == snap["cells"]
+        })
+    });
+    assert_eq!(listed, Some(true), "{list}");
     let (st, v) = post(
         &s,
         "/v1/runs",
