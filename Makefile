@@ -122,11 +122,22 @@ endef
 $(VENDOR)/rquickjs-sys/.patched: $(QUICKJS_PATCHES) $(STAMPS)/apt
 	$(call vendor-crate,rquickjs-sys,$(RQUICKJS_SYS_VERSION),$(RQUICKJS_SYS_SHA256),$(QUICKJS_PATCHES))
 
+# Wasmtime as crates.io ships it, plus our patches (host/patches, each explains
+# itself); the workspace's Cargo.toml points [patch.crates-io] there, so every
+# cargo command on the host workspace needs it first (HOST_DEPS).
+WASMTIME_VERSION := 48.0.8
+WASMTIME_SHA256  := a2afcadb2e7d0417cb8f3f322c66eff49338b288f22290c0ca0bd3e9570732aa
+WASMTIME_PATCHES := $(sort $(wildcard host/patches/wasmtime-*.patch))
+HOST_DEPS        := $(VENDOR)/wasmtime/.patched
+
+$(VENDOR)/wasmtime/.patched: $(WASMTIME_PATCHES) $(STAMPS)/apt
+	$(call vendor-crate,wasmtime,$(WASMTIME_VERSION),$(WASMTIME_SHA256),$(WASMTIME_PATCHES))
+
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
 # QuickJS's C is compiled by clang-22 (see LUA_APT_PACKAGES).
 # The component is then pre-initialised (Wizer, `llmos-preinit`): its `init`
 # builds the QuickJS runtime, context and prelude once, at build time.
-$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/rquickjs-sys/.patched | $(STAMPS)/npm
+$(COMPONENTS)/quickjs.wasm: $(QUICKJS_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/rquickjs-sys/.patched | $(STAMPS)/npm $(HOST_DEPS)
 	@mkdir -p $(COMPONENTS)
 	cd guests/quickjs && \
 	  RQUICKJS_SYS_NO_WASI_SDK=1 \
@@ -158,7 +169,7 @@ LUA_PATCHES     := $(sort $(wildcard guests/lua/patches/*.patch))
 $(VENDOR)/lua-src/.patched: $(LUA_PATCHES) $(STAMPS)/apt
 	$(call vendor-crate,lua-src,$(LUA_SRC_VERSION),$(LUA_SRC_SHA256),$(LUA_PATCHES))
 
-$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/lua-src/.patched | $(STAMPS)/npm
+$(COMPONENTS)/lua.wasm: $(LUA_SRCS) $(WIT_FILES) $(STAMPS)/apt $(STAMPS)/apt-lua $(STAMPS)/rustup $(VENDOR)/lua-src/.patched | $(STAMPS)/npm $(HOST_DEPS)
 	@mkdir -p $(COMPONENTS) $(STAMPS)
 	@# lua-src's build script tracks neither CFLAGS nor the patched sources:
 	@# rebuild Lua when either changes.
@@ -189,7 +200,7 @@ volumes/system/MANIFEST.sha256: $(SYSTEM_FILES)
 	  && mv $(ROOT)/target/MANIFEST.sha256.tmp MANIFEST.sha256
 
 # ------------------------------------------------------------------------- host
-build: guests volumes/system/MANIFEST.sha256 dashboard
+build: guests volumes/system/MANIFEST.sha256 dashboard $(HOST_DEPS)
 	cargo build --release --locked -p llmos
 	@# Precompile every component for both engines into the user's cache, so
 	@# the first `llmos run` after a build compiles nothing (a no-op when
@@ -242,7 +253,7 @@ bench: build
 eval-fix: build
 	cargo run --release --locked -p llmos-tests --bin eval-fix
 
-fmt:
+fmt: $(HOST_DEPS)
 	cargo fmt --all
 	cd guests/quickjs && cargo fmt
 	cd guests/lua && cargo fmt
