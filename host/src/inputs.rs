@@ -32,6 +32,7 @@
 //! of storage replies); a run that reads more is still run and reported, but
 //! its record is marked incomplete and cannot be replayed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -176,6 +177,9 @@ impl Source {
 #[derive(Clone)]
 pub struct Tape {
     inner: Arc<Mutex<TapeState>>,
+    /// Counts [`Tape::restart`]s, so a [`TapeRng`] drops the bytes it drew
+    /// ahead from the previous seed's stream without taking the lock.
+    generation: Arc<AtomicU64>,
 }
 
 struct TapeState {
@@ -232,6 +236,7 @@ impl Tape {
                 insecure: rand::rngs::StdRng::seed_from_u64(0),
                 diverged: None,
             })),
+            generation: Arc::new(AtomicU64::new(0)),
         };
         tape.restart(source);
         tape
@@ -271,6 +276,7 @@ impl Tape {
         s.diverged = None;
         s.secure = rand::rngs::StdRng::seed_from_u64(seed);
         s.insecure = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, TapeState> {
@@ -433,16 +439,7 @@ impl Tape {
 
     /// The secure and insecure random generators WASI draws from.
     pub fn rngs(&self) -> (TapeRng, TapeRng) {
-        (
-            TapeRng {
-                tape: self.clone(),
-                secure: true,
-            },
-            TapeRng {
-                tape: self.clone(),
-                secure: false,
-            },
-        )
+        (TapeRng::new(self, true), TapeRng::new(self, false))
     }
 }
 
@@ -507,9 +504,75 @@ fn seed_or_random(seed: Option<u64>) -> u64 {
 }
 
 /// A WASI random generator drawing from the tape's seeded streams.
+///
+/// WASI asks for random bytes one at a time (`get-random-bytes` draws each
+/// byte as a `u32`; CPython's `random.seed()` asks for 2 496 bytes at every
+/// run), so the generator draws [`AHEAD`] bytes of its stream per lock and
+/// hands them out from there. What the guest receives is exactly what drawing
+/// each time would give: the stream is whole 32-bit words (as `StdRng` hands
+/// it out), so a draw ending inside a word discards the rest of that word,
+/// and a [`Tape::restart`] discards what was drawn ahead from the old seed.
 pub struct TapeRng {
     tape: Tape,
     secure: bool,
+    ahead: [u8; AHEAD],
+    /// `ahead[used..]` comes next; always a whole number of words.
+    used: usize,
+    generation: u64,
+}
+
+/// Stream bytes a [`TapeRng`] draws per lock: a whole number of words.
+const AHEAD: usize = 256;
+const WORD: usize = 4;
+
+impl TapeRng {
+    fn new(tape: &Tape, secure: bool) -> TapeRng {
+        TapeRng {
+            tape: tape.clone(),
+            secure,
+            ahead: [0; AHEAD],
+            used: AHEAD,
+            generation: tape.generation.load(Ordering::Acquire),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.take(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn take(&mut self, dst: &mut [u8]) {
+        let generation = self.tape.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.generation = generation;
+            self.used = AHEAD;
+        }
+        let mut filled = 0;
+        while filled < dst.len() {
+            if self.used == AHEAD {
+                self.refill();
+            }
+            let n = (dst.len() - filled).min(AHEAD - self.used);
+            dst[filled..filled + n].copy_from_slice(&self.ahead[self.used..self.used + n]);
+            filled += n;
+            self.used += n;
+        }
+        // The rest of a word a draw ended inside is never handed out.
+        self.used = self.used.next_multiple_of(WORD);
+    }
+
+    fn refill(&mut self) {
+        use rand::Rng;
+        let mut s = self.tape.lock();
+        if self.secure {
+            s.secure.fill_bytes(&mut self.ahead);
+        } else {
+            s.insecure.fill_bytes(&mut self.ahead);
+        }
+        self.generation = self.tape.generation.load(Ordering::Acquire);
+        self.used = 0;
+    }
 }
 
 impl TryRng for TapeRng {
@@ -520,28 +583,12 @@ impl TryRng for TapeRng {
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
+        Ok(self.next_u64())
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        use rand::Rng;
-        let mut s = self.tape.lock();
-        if self.secure {
-            s.secure.fill_bytes(dst);
-        } else {
-            s.insecure.fill_bytes(dst);
-        }
+        self.take(dst);
         Ok(())
-    }
-}
-
-impl TapeRng {
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        let _ = self.try_fill_bytes(&mut b);
-        u64::from_le_bytes(b)
     }
 }
 
@@ -657,6 +704,49 @@ pub fn add_to_linker<T: 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Drawing ahead changes nothing the guest sees: every draw, of any
+    /// length, is what a lock and a `StdRng` draw per call gave, and a
+    /// restart starts the new seed's stream from its beginning.
+    #[test]
+    fn random_bytes_drawn_ahead_are_the_stream_drawn_each_time() {
+        use rand::Rng;
+        let tape = Tape::new(Source::Virtual { seed: 7 });
+        let (mut secure, mut insecure) = tape.rngs();
+        let lengths = [
+            0usize, 1, 2, 3, 4, 5, 7, 8, 9, 13, 255, 256, 257, 1000, 6, 2496, 1,
+        ];
+        for seed in [7u64, 8] {
+            if seed != 7 {
+                // Leave bytes drawn ahead from the old seed behind.
+                secure.next_u64();
+                tape.restart(Source::Virtual { seed });
+            }
+            let mut direct = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut direct_insecure = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+            for round in 0..40 {
+                for (i, &len) in lengths.iter().enumerate() {
+                    let (mut got, mut want) = (vec![0; len], vec![0; len]);
+                    match (round + i) % 3 {
+                        0 => {
+                            secure.fill_bytes(&mut got);
+                            direct.fill_bytes(&mut want);
+                        }
+                        1 => {
+                            let mut b = [0u8; 8];
+                            direct.fill_bytes(&mut b);
+                            assert_eq!(secure.next_u32(), u64::from_le_bytes(b) as u32);
+                        }
+                        _ => {
+                            insecure.fill_bytes(&mut got);
+                            direct_insecure.fill_bytes(&mut want);
+                        }
+                    }
+                    assert_eq!(got, want, "seed {seed}, round {round}, a draw of {len}");
+                }
+            }
+        }
+    }
 
     impl Recordable for Result<Option<String>, StorageFailure> {
         const IS_READ: bool = true;
