@@ -122,16 +122,22 @@ endef
 $(VENDOR)/rquickjs-sys/.patched: $(QUICKJS_PATCHES) $(STAMPS)/apt
 	$(call vendor-crate,rquickjs-sys,$(RQUICKJS_SYS_VERSION),$(RQUICKJS_SYS_SHA256),$(QUICKJS_PATCHES))
 
-# Wasmtime as crates.io ships it, plus our patches (host/patches, each explains
-# itself); the workspace's Cargo.toml points [patch.crates-io] there, so every
-# cargo command on the host workspace needs it first (HOST_DEPS).
-WASMTIME_VERSION := 48.0.8
-WASMTIME_SHA256  := a2afcadb2e7d0417cb8f3f322c66eff49338b288f22290c0ca0bd3e9570732aa
-WASMTIME_PATCHES := $(sort $(wildcard host/patches/wasmtime-*.patch))
-HOST_DEPS        := $(VENDOR)/wasmtime/.patched
+# Wasmtime and its wasmtime-environ as crates.io ships them, plus our patches
+# (host/patches/CRATE, each explains itself); the workspace's Cargo.toml points
+# [patch.crates-io] there, so every cargo command on the host workspace needs
+# them first (HOST_DEPS).
+WASMTIME_VERSION         := 48.0.8
+WASMTIME_SHA256          := a2afcadb2e7d0417cb8f3f322c66eff49338b288f22290c0ca0bd3e9570732aa
+WASMTIME_PATCHES         := $(sort $(wildcard host/patches/wasmtime/*.patch))
+WASMTIME_ENVIRON_SHA256  := 2de252f4aedfff6c2054ea5bea2454878a931c56e2553c6356b581e5e30a7e4e
+WASMTIME_ENVIRON_PATCHES := $(sort $(wildcard host/patches/wasmtime-environ/*.patch))
+HOST_DEPS                := $(VENDOR)/wasmtime/.patched $(VENDOR)/wasmtime-environ/.patched
 
 $(VENDOR)/wasmtime/.patched: $(WASMTIME_PATCHES) $(STAMPS)/apt
 	$(call vendor-crate,wasmtime,$(WASMTIME_VERSION),$(WASMTIME_SHA256),$(WASMTIME_PATCHES))
+
+$(VENDOR)/wasmtime-environ/.patched: $(WASMTIME_ENVIRON_PATCHES) $(STAMPS)/apt
+	$(call vendor-crate,wasmtime-environ,$(WASMTIME_VERSION),$(WASMTIME_ENVIRON_SHA256),$(WASMTIME_ENVIRON_PATCHES))
 
 # QuickJS-ng (rquickjs) + wit-bindgen; rustc emits a component for wasm32-wasip2.
 # QuickJS's C is compiled by clang-22 (see LUA_APT_PACKAGES).

@@ -84,7 +84,7 @@ fn a_full_pool_is_a_host_error_and_the_runtime_carries_on() {
 /// 16 MiB buffer: thousands of separate dirty regions) leaves nothing behind
 /// for the next run in the same slot. The slot's reset finds dirty pages with
 /// the kernel's PAGEMAP_SCAN a bounded batch of regions at a time; every batch
-/// must be reset (host/patches/wasmtime-pagemap-scan-all-regions.patch).
+/// must be reset (host/patches/wasmtime/pagemap-scan-all-regions.patch).
 #[test]
 fn a_slot_is_fresh_after_a_run_that_dirtied_thousands_of_scattered_pages() {
     let rt = pooled(1);

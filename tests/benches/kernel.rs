@@ -381,7 +381,7 @@ fn main() {
         // What a batch worker does: sandboxes from an instance pool, whose
         // slots keep the pages a run dirtied resident and reset them in place
         // (issue 10: ≤ 0.8 ms for Python). Minor page faults per run show
-        // whether they do (host/patches/wasmtime-pagemap-scan-all-regions).
+        // whether they do (host/patches/wasmtime/pagemap-scan-all-regions.patch).
         let pooled = Runtime::new(llmos::RuntimeConfig {
             instance_pool: Some(llmos::engine::InstancePool { sandboxes: 2 }),
             ..cfg.clone()
