@@ -363,7 +363,9 @@ fn an_unusable_data_directory_stops_boot_naming_it() {
 
 /// Boot is an `async fn` with no internal `block_on`: it runs inside a
 /// caller's current-thread runtime (where a nested `block_on` would panic),
-/// with every check, and the runtime stays responsive while it works.
+/// with every check, and the runtime stays responsive while it works (the
+/// checks are rerun, not taken from an earlier boot's record, so the boot
+/// does work of its own for the ticker to interleave with).
 #[tokio::test(flavor = "current_thread")]
 async fn boots_inside_an_existing_tokio_runtime() {
     let cfg = llmos_tests::test_config();
@@ -371,7 +373,7 @@ async fn boots_inside_an_existing_tokio_runtime() {
     let t = ticks.clone();
     let ticker = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
@@ -379,6 +381,7 @@ async fn boots_inside_an_existing_tokio_runtime() {
     let llmos = llmos::Llmos::boot(
         &llmos::BootOptions {
             checks: true,
+            recheck: true,
             components_dir: Some(cfg.components_dir.clone()),
             system_volume: Some(cfg.system_volume.clone()),
             cache_dir: Some(cfg.cache_dir.clone()),

@@ -22,11 +22,14 @@ pub fn show(json: bool, recheck: bool, config: Option<PathBuf>) -> Result<ExitCo
                 outln!("{line}");
             }
         }));
-        return Ok(if k.is_ok() {
+        let code = if k.is_ok() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(super::EXIT_HOST_ERROR)
-        });
+        };
+        super::leave(k);
+        super::leave(rt);
+        return Ok(code);
     }
     errln!(
         "llmos {} — wasmtime {}",
@@ -75,5 +78,7 @@ pub fn show(json: bool, recheck: bool, config: Option<PathBuf>) -> Result<ExitCo
         );
     }
     errln!("system ready in {:.1} ms", llmos.boot_ms());
+    super::leave(llmos);
+    super::leave(rt);
     Ok(ExitCode::SUCCESS)
 }

@@ -114,7 +114,9 @@ impl RunArgs {
 
 pub fn run(args: RunArgs, verbose: bool, config: Option<PathBuf>) -> Result<ExitCode, HostError> {
     let rt = super::async_runtime()?;
-    rt.block_on(run_async(args, verbose, config))
+    let code = rt.block_on(run_async(args, verbose, config));
+    super::leave(rt);
+    code
 }
 
 async fn run_async(
@@ -188,6 +190,7 @@ async fn run_async(
         };
         print_human(&outcome, source, artifact.tier);
     }
+    super::leave(llmos);
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
