@@ -14,7 +14,11 @@
 //! An entry is `<name>-<component hash>-<engine fingerprint>.cwasm` plus a
 //! `.sum` sidecar holding the xxh3-128 checksum and length of the `.cwasm`.
 //! Both are written to temporary files and renamed into place, so concurrent
-//! writers and crashes leave either a complete entry or none.
+//! writers and crashes leave either a complete entry or none. Storing an
+//! entry prunes the component's others: this engine's for other versions of
+//! the component, and all of them for engine configurations older than the
+//! newest [`limits::CACHE_ENGINE_CONFIGS`](crate::limits::CACHE_ENGINE_CONFIGS),
+//! so upgrades do not leave ~40 MB per past configuration behind.
 //!
 //! Invariants (the threat is a local user or a crash tampering with the
 //! entry between its check and its use; `Component::deserialize` trusts its
@@ -496,24 +500,65 @@ impl ComponentCache {
         let sum = format!("{:032x} {}\n", xxh3_128(cwasm), cwasm.len());
         write_atomic(&Self::sum_path(path), sum.as_bytes())?;
         write_atomic(path, cwasm)?;
-        let suffix = format!("-{}.cwasm", &engine_fp[..16.min(engine_fp.len())]);
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                let p = entry.path();
-                let fname = entry.file_name().to_string_lossy().into_owned();
-                let same_kind = fname.starts_with(&format!("{name}-")) && fname.ends_with(&suffix);
-                let hash_part = fname
-                    .strip_prefix(&format!("{name}-"))
-                    .and_then(|r| r.strip_suffix(&suffix));
-                // Only `<name>-<32 hex>-<fp>.cwasm`: never a longer name that shares the prefix.
-                if same_kind && p != path && hash_part.is_some_and(|h| h.len() == 32) {
-                    let _ = std::fs::remove_file(Self::ok_path(&p));
-                    let _ = std::fs::remove_file(Self::sum_path(&p));
-                    let _ = std::fs::remove_file(&p);
-                }
-            }
-        }
+        self.prune(path, name, &engine_fp[..16.min(engine_fp.len())]);
         Ok(())
+    }
+
+    /// After `kept` (an entry of component `name` for the engine whose
+    /// fingerprint starts with `fp`) was stored: drop this engine's entries
+    /// for other versions of the component, and every entry of the
+    /// component for engines older than the newest
+    /// [`limits::CACHE_ENGINE_CONFIGS`](crate::limits::CACHE_ENGINE_CONFIGS)
+    /// (by when their entries were written). Only `<name>-<32 hex>-<16
+    /// hex>.cwasm` entries are considered: never another component's, even
+    /// one whose name starts with this one's. Removal is best effort: a
+    /// file left behind costs disk, never a wrong load.
+    fn prune(&self, kept: &Path, name: &str, fp: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let remove = |p: &Path| {
+            let _ = std::fs::remove_file(Self::ok_path(p));
+            let _ = std::fs::remove_file(Self::sum_path(p));
+            let _ = std::fs::remove_file(p);
+        };
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let prefix = format!("{name}-");
+        let mut others: std::collections::HashMap<String, (std::time::SystemTime, Vec<PathBuf>)> =
+            std::collections::HashMap::new();
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            let Some((hash, entry_fp)) = fname
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".cwasm"))
+                .and_then(|r| r.split_once('-'))
+            else {
+                continue;
+            };
+            if !hex(hash, 32) || !hex(entry_fp, 16) || p == kept {
+                continue;
+            }
+            if entry_fp == fp {
+                remove(&p);
+                continue;
+            }
+            let written = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let group = others
+                .entry(entry_fp.to_string())
+                .or_insert((std::time::UNIX_EPOCH, Vec::new()));
+            group.0 = group.0.max(written);
+            group.1.push(p);
+        }
+        let mut groups: Vec<_> = others.into_values().collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.0));
+        let keep_others = crate::limits::CACHE_ENGINE_CONFIGS.saturating_sub(1);
+        for (_, paths) in groups.into_iter().skip(keep_others) {
+            paths.iter().for_each(|p| remove(p));
+        }
     }
 }
 
@@ -537,6 +582,77 @@ mod tests {
         let path = cache.entry_path("empty", xxh3_128(EMPTY_COMPONENT), &fp);
         cache.store(&path, &cwasm, "empty", &fp).expect("store");
         (path, cwasm)
+    }
+
+    /// Storing an entry drops this engine's entries for other versions of
+    /// the component and keeps the entries of only the newest
+    /// `CACHE_ENGINE_CONFIGS` engine configurations; other components'
+    /// entries (even with a name that starts with this one's) stay.
+    #[test]
+    fn storing_an_entry_prunes_stale_engine_configurations() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let cache = ComponentCache::new(t.path().join("cache"));
+        std::fs::create_dir_all(cache.dir()).expect("dir");
+        let engine = engine();
+        let fp = engine_fingerprint(&engine);
+        let day = std::time::Duration::from_secs(86_400);
+        let now = std::time::SystemTime::now();
+        // An entry (with its sidecars) written `age` days ago.
+        let fake = |name: &str, hash: u128, fp: &str, age: u32| {
+            let path = cache.entry_path(name, hash, fp);
+            for p in [
+                path.clone(),
+                ComponentCache::sum_path(&path),
+                ComponentCache::ok_path(&path),
+            ] {
+                let f = std::fs::File::create(&p).expect("create");
+                f.set_modified(now - day * age).expect("mtime");
+            }
+            path
+        };
+        // More older engine configurations of `empty` than are kept, newest
+        // first; one of them with two versions of the component.
+        let configs = crate::limits::CACHE_ENGINE_CONFIGS as u32 + 2;
+        let olds: Vec<Vec<PathBuf>> = (1..=configs)
+            .map(|age| {
+                let other_fp = format!("{age:016x}");
+                let mut v = vec![fake("empty", 1, &other_fp, age)];
+                if age == 2 {
+                    v.push(fake("empty", 2, &other_fp, 20));
+                }
+                v
+            })
+            .collect();
+        // This engine's entry for an older version of the component.
+        let superseded = fake("empty", 7, &fp, 1);
+        // Other components, one sharing the prefix, all very old.
+        let others = [
+            fake("emptyish", 1, "00000000000000aa", 30),
+            fake("empty-x", 1, "00000000000000bb", 30),
+            fake(&format!("empty-{:032x}", 5), 1, "00000000000000bb", 30),
+            fake("python", 1, "00000000000000cc", 30),
+        ];
+        let (kept, _) = stored(&cache, &engine);
+
+        let exists = |p: &Path| p.exists();
+        assert!(exists(&kept));
+        assert!(!exists(&superseded) && !exists(&ComponentCache::sum_path(&superseded)));
+        let kept_configs = crate::limits::CACHE_ENGINE_CONFIGS - 1;
+        for (i, group) in olds.iter().enumerate() {
+            for p in group {
+                let sidecars = [ComponentCache::sum_path(p), ComponentCache::ok_path(p)];
+                if i < kept_configs {
+                    assert!(exists(p), "{} was pruned", p.display());
+                    assert!(sidecars.iter().all(|s| exists(s)));
+                } else {
+                    assert!(!exists(p), "{} was kept", p.display());
+                    assert!(sidecars.iter().all(|s| !exists(s)));
+                }
+            }
+        }
+        assert!(others.iter().all(|p| exists(p)));
+        // And what stays still loads.
+        assert!(ComponentCache::read_verified(&kept).is_ok());
     }
 
     #[test]

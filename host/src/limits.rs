@@ -106,6 +106,13 @@ pub const POOL_MEMORIES_PER_COMPONENT: u32 = 8;
 /// Tables one pooled component may have.
 pub const POOL_TABLES_PER_COMPONENT: u32 = 32;
 
+/// Engine configurations whose precompiled entries the component cache
+/// keeps per component: the four of a build (metered and un-metered, each
+/// with or without the instance pool) and those of one earlier build. Older
+/// ones (~40 MB each for Python) are removed when a component is next
+/// compiled.
+pub const CACHE_ENGINE_CONFIGS: usize = 8;
+
 /// Maximum instances / tables / memories per store.
 pub const MAX_INSTANCES: usize = 64;
 /// Maximum tables per store.
